@@ -1,0 +1,380 @@
+"""Ingest benchmark: sustained events/s into `polku serve` (embedded SQLite), with identity and
+profile projection keeping up, batch latency at half that rate, and, in the same run, the
+rate of a raw SQLite `executemany` of the same rows (the limit on this machine).
+
+    .venv/bin/python benchmarks/ingest/run.py [--seconds 20] [--concurrency 8]
+
+Batches of 100 realistic ~1 KB events (page views, product views, cart adds, identifies that
+join anonymous sessions to users, till receipts with loyalty cards) from concurrent clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from machine import banner, describe
+
+ROOT = Path(__file__).resolve().parents[2]
+POLKU = ROOT / ".venv" / "bin" / "polku"
+BATCH = 100
+PEOPLE = 20_000  # visitors in the run: ~25 events each over a 20 s run at 25k events/s
+
+PRODUCTS = [f"SKU-{n:05d}" for n in range(2000)]
+STORES = ["store-hki-kamppi", "store-esp-isoomena", "store-tre-ratina", "store-tku-hansa"]
+UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def make_event(rng: random.Random, person: int, now: str) -> dict[str, Any]:
+    anon = f"anon-{person:07d}"
+    user = f"user-{person:07d}"
+    sku = rng.choice(PRODUCTS)
+    context = {
+        "channel": "web",
+        "library": {"name": "analytics.js", "version": "next-1.84.3"},
+        "page": {
+            "path": f"/tuotteet/{sku.lower()}",
+            "url": f"https://kauppa.example.fi/tuotteet/{sku.lower()}?utm_source=newsletter",
+            "title": "Talvitakki Revontuli - Kauppa",
+            "referrer": "https://www.google.com/",
+            "search": "?utm_source=newsletter",
+        },
+        "userAgent": UA,
+        "ip": f"10.{person % 250}.{rng.randrange(250)}.{rng.randrange(250)}",
+        "locale": "fi-FI",
+        "timezone": "Europe/Helsinki",
+        "campaign": {"source": "newsletter", "medium": "email", "name": "talvi-2026"},
+    }
+    roll = rng.random()
+    base: dict[str, Any] = {
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "anonymousId": anon,
+        "timestamp": now,
+        "sentAt": now,
+        "context": context,
+    }
+    if roll < 0.05:
+        base.update(
+            type="identify",
+            userId=user,
+            traits={
+                "email": f"asiakas{person}@kauppa-posti.fi",
+                "first_name": "Aino",
+                "last_name": f"Virtanen{person}",
+                "loyalty_card": f"LC{person:08d}",
+                "consent": {"marketing": {"email": True, "sms": False}},
+            },
+        )
+    elif roll < 0.08:
+        context["channel"] = "store"
+        context.pop("page")
+        base.update(
+            type="track",
+            event="POS Order Completed",
+            userId=None,
+            anonymousId=f"till-{person:07d}",
+            properties={
+                "store_id": rng.choice(STORES),
+                "receipt_id": f"R-{rng.getrandbits(40)}",
+                "loyalty_card": f"LC{person:08d}",
+                "total": 129.8,
+                "currency": "EUR",
+                "products": [
+                    {"product_id": sku, "sku": sku, "price": 89.9, "quantity": 1},
+                    {"product_id": "SKU-00001", "sku": "SKU-00001", "price": 39.9, "quantity": 1},
+                ],
+            },
+        )
+        base.pop("userId")
+    elif roll < 0.5:
+        base.update(type="page", name="Product", properties={"path": context["page"]["path"]})
+    elif roll < 0.85:
+        base.update(
+            type="track",
+            event="Product Viewed",
+            properties={
+                "product_id": sku,
+                "sku": sku,
+                "name": "Talvitakki Revontuli",
+                "category": "Naiset/Takit/Talvitakit",
+                "price": 189.0,
+                "currency": "EUR",
+                "brand": "Polku Outdoor",
+                "variant": "M / musta",
+            },
+        )
+    else:
+        base.update(
+            type="track",
+            event="Product Added",
+            properties={
+                "cart_id": f"cart-{person}",
+                "product_id": sku,
+                "sku": sku,
+                "price": 189.0,
+                "quantity": 1,
+                "currency": "EUR",
+            },
+        )
+    return base
+
+
+def make_bodies(n_batches: int, seed: int = 1) -> list[bytes]:
+    rng = random.Random(seed)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    bodies = []
+    for _ in range(n_batches):
+        batch = [make_event(rng, rng.randrange(PEOPLE), now) for _ in range(BATCH)]
+        bodies.append(orjson.dumps({"batch": batch, "sentAt": now}))
+    return bodies
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(data_dir / "server.log", "w")  # noqa: SIM115
+        env = {**os.environ, "POLKU_DATA_DIR": str(data_dir), "POLKU_PORT": str(self.port)}
+        self.proc = subprocess.Popen(
+            [str(POLKU), "serve"], env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        self.write_key = self.admin = ""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (self.write_key and self.admin):
+            line = self.proc.stdout.readline()
+            if "write key:" in line:
+                self.write_key = line.split("write key:")[1].split()[0]
+            if "admin token:" in line:
+                self.admin = line.split("admin token:")[1].split()[0]
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(self.url + "/health").json())
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def closed_loop(
+    server: Server, bodies: list[bytes], concurrency: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """As fast as the server answers, `concurrency` requests in flight, for `seconds`."""
+    latencies: list[float] = []
+    sent = 0
+    index = 0
+    start = time.perf_counter()
+    stop_at = start + seconds
+    auth = (server.write_key, "")
+    async with httpx.AsyncClient(base_url=server.url, auth=auth, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal sent, index
+            while time.perf_counter() < stop_at and index < len(bodies):
+                body = bodies[index]
+                index += 1
+                t0 = time.perf_counter()
+                r = await client.post(
+                    "/v1/batch", content=body, headers={"Content-Type": "application/json"}
+                )
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200 or r.json().get("accepted") != BATCH:
+                    raise RuntimeError(f"batch failed: {r.status_code} {r.text[:300]}")
+                sent += BATCH
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sent, time.perf_counter() - start, latencies
+
+
+async def open_loop(
+    server: Server, bodies: list[bytes], rate_batches: float, seconds: float
+) -> list[float]:
+    """Batches sent at a fixed rate regardless of answers (latency without queueing bias)."""
+    latencies: list[float] = []
+    auth = (server.write_key, "")
+    async with httpx.AsyncClient(
+        base_url=server.url, auth=auth, timeout=60, limits=httpx.Limits(max_connections=64)
+    ) as client:
+
+        async def one(body: bytes) -> None:
+            t0 = time.perf_counter()
+            r = await client.post(
+                "/v1/batch", content=body, headers={"Content-Type": "application/json"}
+            )
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise RuntimeError(f"batch failed: {r.status_code}")
+
+        tasks = []
+        start = time.perf_counter()
+        n = int(rate_batches * seconds)
+        for i in range(min(n, len(bodies))):
+            due = start + i / rate_batches
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(bodies[i])))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def wait_drained(server: Server, timeout: float = 300) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = server.health()
+        if h["pipeline_position"] >= h["log_head"]:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise RuntimeError("pipeline did not catch up")
+
+
+def raw_sqlite_rate(bodies: list[bytes], path: Path) -> float:
+    """Rows/s of a plain sqlite3 executemany of the same rows into the same schema, one
+    transaction per 100-row batch, WAL and synchronous=FULL like Polku's default."""
+    rows = []
+    for body in bodies:
+        for m in orjson.loads(body)["batch"]:
+            rows.append(
+                (
+                    "default",
+                    "src",
+                    m["messageId"],
+                    m["type"],
+                    m.get("event"),
+                    m.get("userId") or m["anonymousId"],
+                    1,
+                    1,
+                    orjson.dumps(m),
+                )
+            )
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        'CREATE TABLE log_events ("offset" INTEGER PRIMARY KEY, workspace_id TEXT, '
+        "source_id TEXT, message_id TEXT, type TEXT, event TEXT, partition_key TEXT, "
+        "received_at INTEGER, timestamp INTEGER, payload BLOB, UNIQUE (workspace_id, message_id))"
+    )
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO log_events (workspace_id, source_id, message_id, type, event, "
+            "partition_key, received_at, timestamp, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+            rows[i : i + BATCH],
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows) / elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    print(banner("ingest benchmark"))
+    max_batches = int(args.seconds * 600)
+    bodies = make_bodies(max_batches)
+    size = statistics.mean(len(b) for b in bodies) / BATCH
+    print(f"events: batches of {BATCH}, mean {size:.0f} bytes/event, {len(bodies)} batches ready")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_sqlite_rate(bodies[: min(len(bodies), 2000)], Path(tmp) / "raw.db")
+        print(f"raw sqlite executemany (same rows, 100/txn, WAL, FULL): {raw:,.0f} rows/s")
+
+        server = Server(Path(tmp))
+        try:
+            asyncio.run(closed_loop(server, bodies[:50], 4, 5))  # warm-up
+            wait_drained(server)
+            sent, elapsed, lat = asyncio.run(
+                closed_loop(server, bodies[50:], args.concurrency, args.seconds)
+            )
+            drained = wait_drained(server)
+            rate = sent / elapsed
+            lag = drained - (time.perf_counter() - (time.perf_counter() - drained))
+            print(
+                f"sustained ingest: {rate:,.0f} events/s over {elapsed:.1f}s "
+                f"({args.concurrency} concurrent clients); batch latency p50 "
+                f"{pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms"
+            )
+            h = server.health()
+            print(f"pipeline caught up: position {h['pipeline_position']} = head {h['log_head']}")
+            used = 50 + sent // BATCH
+            half = rate / 2 / BATCH
+            lat_half = asyncio.run(open_loop(server, bodies[used:], half, min(args.seconds, 15)))
+            t_drain = wait_drained(server)
+            print(
+                f"at half rate ({half * BATCH:,.0f} events/s, open loop): batch latency p50 "
+                f"{pct(lat_half, 0.5):.1f} ms, p99 {pct(lat_half, 0.99):.1f} ms"
+            )
+            del lag, t_drain
+        finally:
+            server.stop()
+    result = {
+        "machine": describe(),
+        "event_bytes": round(size),
+        "raw_sqlite_rows_per_s": round(raw),
+        "sustained_events_per_s": round(rate),
+        "ratio_to_raw": round(rate / raw, 3),
+        "p50_ms": round(pct(lat, 0.5), 1),
+        "p99_ms": round(pct(lat, 0.99), 1),
+        "half_rate_events_per_s": round(half * BATCH),
+        "half_rate_p50_ms": round(pct(lat_half, 0.5), 1),
+        "half_rate_p99_ms": round(pct(lat_half, 0.99), 1),
+        "target_events_per_s": 25000,
+        "target_p99_ms": 50,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workspaces, write keys (send events only) and admin tokens (read and manage)."""

@@ -1,0 +1,86 @@
+"""Look up who is calling: the source behind a write key, the workspace behind a token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select
+
+from polku.access.actions import hash_token
+from polku.access.tables import admin_tokens, write_keys
+from polku.storage.engine import translate_errors
+
+__all__ = ["KeyCache", "Source", "admin_workspace", "list_admin_tokens", "list_write_keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    write_key: str
+    workspace_id: str
+    source_id: str
+    source_name: str
+
+
+class KeyCache:
+    """Write-key lookups for the ingest path, cached for `ttl` seconds.
+
+    The cache only saves reads: the database stays the truth, so a revoked key stops working
+    everywhere within `ttl` seconds, in every process.
+    """
+
+    def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Source | None]] = {}
+
+    def source(self, write_key: str) -> Source | None:
+        now = time.monotonic()
+        hit = self._cache.get(write_key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with translate_errors("checking the write key"), self._engine.connect() as conn:
+            row = conn.execute(
+                select(write_keys).where(
+                    write_keys.c.write_key == write_key, write_keys.c.revoked.is_(False)
+                )
+            ).first()
+        found = (
+            Source(row.write_key, row.workspace_id, row.source_id, row.source_name)
+            if row is not None
+            else None
+        )
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[write_key] = (now + self._ttl, found)
+        return found
+
+
+def admin_workspace(conn: Connection, token: str) -> str | None:
+    row = conn.execute(
+        select(admin_tokens.c.workspace_id).where(
+            admin_tokens.c.token_hash == hash_token(token), admin_tokens.c.revoked.is_(False)
+        )
+    ).first()
+    return None if row is None else str(row.workspace_id)
+
+
+def list_write_keys(conn: Connection) -> list[dict[str, object]]:
+    rows = conn.execute(select(write_keys).order_by(write_keys.c.created_at)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def list_admin_tokens(conn: Connection) -> list[dict[str, object]]:
+    rows = conn.execute(
+        select(
+            admin_tokens.c.token_prefix,
+            admin_tokens.c.workspace_id,
+            admin_tokens.c.name,
+            admin_tokens.c.created_at,
+            admin_tokens.c.revoked,
+        ).order_by(admin_tokens.c.created_at)
+    ).all()
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,85 @@
+"""`create_app(settings)`: the ASGI application, with every router wired to one `Runtime`.
+
+Nothing happens at import time; the runtime starts in the lifespan and stops with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from polku import __version__
+from polku.collect.api import router as collect_router
+from polku.http import install_error_handlers, json_response
+from polku.identity.api import router as identity_router
+from polku.profiles.api import router as profiles_router
+from polku.runtime import Runtime
+from polku.settings import Settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """
+Polku collects every customer interaction through a Segment-compatible API and joins them into
+one profile per person. Send events with any Segment SDK (write key as the HTTP Basic username);
+read profiles with an admin token (`Authorization: Bearer ...`).
+"""
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The app for `settings`; pass `runtime` to share one already opened (tests, CLI)."""
+    owned = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or Runtime.open(settings)
+        app.state.runtime = rt
+        rt.start()
+        try:
+            yield
+        finally:
+            if owned:
+                rt.close()
+
+    app = FastAPI(
+        title="Polku",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "collect", "description": "Segment-compatible event collection."},
+            {
+                "name": "profiles",
+                "description": "One profile per person: traits, consent, timeline.",
+            },
+            {"name": "identity", "description": "Identifiers, the merge ledger and un-merge."},
+            {"name": "debugger", "description": "What arrived, and what was rejected and why."},
+        ],
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    install_error_handlers(app)
+    origins = sorted(settings.cors_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=86400,
+    )
+    app.include_router(collect_router)
+    app.include_router(profiles_router)
+    app.include_router(identity_router)
+
+    @app.get("/health", tags=["debugger"])
+    def health() -> object:
+        """Liveness and how far the pipeline is behind the log."""
+        rt: Runtime = app.state.runtime
+        head = rt.log.head()
+        return json_response(
+            {"status": "ok", "log_head": head, "pipeline_position": rt.pipeline.position}
+        )
+
+    return app

@@ -1,0 +1,281 @@
+"""The `polku` command: serve, migrate, replay, keys, demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from polku import __version__
+from polku.settings import SETTINGS, Settings, SettingsError, load
+
+__all__ = ["main"]
+
+
+def _settings(ctx: click.Context, /, **overrides: Any) -> Settings:
+    try:
+        return load(**overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+
+
+_ENV_HELP = "\n".join(f"  {s.env}: {s.help}" for s in SETTINGS)
+
+
+@click.group(
+    help="Polku: omnichannel customer-journey platform.\n\n"
+    "Every option can also be set with POLKU_* environment variables; "
+    "see `polku settings`.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="polku")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def database_option(func: Any) -> Any:
+    func = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Folder of the embedded SQLite database (POLKU_DATA_DIR, default ./polku-data).",
+    )(func)
+    return click.option(
+        "--database",
+        "database_url",
+        default=None,
+        help="Database URL, e.g. postgresql://localhost/polku (POLKU_DATABASE_URL). "
+        "Default: the embedded SQLite file.",
+    )(func)
+
+
+@main.command()
+@database_option
+@click.option("--host", default=None, help="Address to listen on (POLKU_HOST, default 127.0.0.1).")
+@click.option(
+    "--port", type=int, default=None, help="Port to listen on (POLKU_PORT, default 8080)."
+)
+@click.pass_context
+def serve(ctx: click.Context, /, **options: Any) -> None:
+    """Run the HTTP API with the pipeline in this process (migrates the database first)."""
+    import uvicorn
+
+    from polku.app import create_app
+    from polku.runtime import Runtime
+
+    settings = _settings(ctx, **options)
+    runtime = Runtime.open(settings)
+    created = runtime.bootstrap()
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"Polku {__version__} on {url}  (database: {_where(settings)})")
+    if created is not None:
+        key, token = created
+        click.echo("Created the default workspace on this fresh database:")
+        click.echo(f"  write key:   {key}    (send events: HTTP Basic username)")
+        click.echo(
+            f"  admin token: {token.token}    (read APIs: Authorization: Bearer ...;"
+            " shown only now)"
+        )
+    click.echo(f"  API docs:    {url}/docs")
+    app = create_app(settings, runtime)
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
+    finally:
+        runtime.close()
+
+
+def _where(settings: Settings) -> str:
+    if settings.is_sqlite:
+        return str((settings.data_dir / "polku.db").resolve())
+    return settings.sqlalchemy_url.split("@")[-1]
+
+
+@main.command()
+@database_option
+@click.pass_context
+def migrate(ctx: click.Context, /, **options: Any) -> None:
+    """Create or upgrade the database schema to the newest version."""
+    from polku.storage.engine import make_engine
+    from polku.storage.migrate import upgrade
+
+    settings = _settings(ctx, **options)
+    engine = make_engine(settings)
+    upgrade(engine)
+    engine.dispose()
+    click.echo(f"Database is up to date: {_where(settings)}")
+
+
+@main.command()
+@database_option
+@click.pass_context
+def replay(ctx: click.Context, /, **options: Any) -> None:
+    """Rebuild every projection (identity graph, profiles) from the log.
+
+    Stop `polku serve` first: replay deletes the projections and reads the whole log again.
+    """
+    from polku.runtime import Runtime
+
+    settings = _settings(ctx, **options)
+    runtime = Runtime.open(settings)
+    try:
+        head = runtime.log.head()
+        click.echo(f"Replaying {head} events…")
+        seen = runtime.pipeline.replay()
+        click.echo(f"Done: {seen} events processed by {len(runtime.pipeline.consumers)} consumers.")
+    finally:
+        runtime.close()
+
+
+@main.group()
+def keys() -> None:
+    """Create and list write keys (send events) and admin tokens (read and manage)."""
+
+
+@keys.command("create")
+@database_option
+@click.option("--workspace", default="default", show_default=True, help="Workspace id.")
+@click.option(
+    "--source",
+    "source_name",
+    default="web",
+    show_default=True,
+    help="Source name: web, app, pos, ...",
+)
+@click.pass_context
+def keys_create(ctx: click.Context, /, workspace: str, source_name: str, **options: Any) -> None:
+    """Create a write key for a source; SDKs send it as the HTTP Basic username."""
+    from polku.access.actions import create_write_key
+    from polku.storage.engine import make_engine, writing
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    upgrade(engine)
+    with writing(engine) as conn:
+        key = create_write_key(conn, workspace, source_name)
+    click.echo(key)
+
+
+@keys.command("create-admin")
+@database_option
+@click.option("--workspace", default="default", show_default=True, help="Workspace id.")
+@click.option("--name", default="admin", show_default=True, help="Who or what uses the token.")
+@click.pass_context
+def keys_create_admin(ctx: click.Context, /, workspace: str, name: str, **options: Any) -> None:
+    """Create an admin token (shown once; only its hash is stored)."""
+    from polku.access.actions import create_admin_token
+    from polku.storage.engine import make_engine, writing
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    upgrade(engine)
+    with writing(engine) as conn:
+        token = create_admin_token(conn, workspace, name)
+    click.echo(token.token)
+
+
+@keys.command("list")
+@database_option
+@click.pass_context
+def keys_list(ctx: click.Context, /, **options: Any) -> None:
+    """List write keys and admin tokens (tokens by prefix only)."""
+    from polku.access.queries import list_admin_tokens, list_write_keys
+    from polku.storage.engine import make_engine
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    upgrade(engine)
+    with engine.connect() as conn:
+        click.echo("Write keys:")
+        for row in list_write_keys(conn):
+            state = "revoked" if row["revoked"] else "active"
+            click.echo(f"  {row['write_key']}  {row['workspace_id']}/{row['source_name']}  {state}")
+        click.echo("Admin tokens:")
+        for row in list_admin_tokens(conn):
+            state = "revoked" if row["revoked"] else "active"
+            click.echo(f"  {row['token_prefix']}…  {row['workspace_id']}  {row['name']}  {state}")
+
+
+@main.command()
+@database_option
+@click.option("--host", default=None, help="Address to listen on (POLKU_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (POLKU_PORT, default 8080).")
+@click.option("--rate", type=float, default=20.0, show_default=True,
+              help="Simulated events per second.")
+@click.option("--shoppers", type=int, default=None,
+              help="Stop after this many simulated shoppers (default: run until Ctrl-C).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the shoppers.")
+@click.pass_context
+def demo(
+    ctx: click.Context, /, rate: float, shoppers: int | None, seed: int, **options: Any
+) -> None:
+    """Serve Polku with a demo workspace and stream simulated shoppers into it.
+
+    Shoppers browse the web shop anonymously, log in on the app, and buy at store tills
+    with their loyalty card; watch their profiles form through the printed URLs.
+    """
+    import threading
+
+    import uvicorn
+
+    from polku.access.actions import create_admin_token, create_write_key
+    from polku.app import create_app
+    from polku.demo.feed import feed_shoppers
+    from polku.runtime import Runtime
+    from polku.storage.engine import writing
+
+    settings = _settings(ctx, **options)
+    runtime = Runtime.open(settings)
+    with writing(runtime.engine) as conn:
+        key = create_write_key(conn, "demo", "demo-simulator")
+        token = create_admin_token(conn, "demo", "demo")
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"Polku demo on {url}  (database: {_where(settings)})")
+    click.echo(f"  write key:    {key}")
+    click.echo(f"  admin token:  {token.token}")
+    click.echo(f"  API docs:     {url}/docs")
+    click.echo(f"  newest events: curl -H 'Authorization: Bearer {token.token}' "
+               f"{url}/v1/debugger/events?limit=5")
+    click.echo(f"  profiles:      curl -H 'Authorization: Bearer {token.token}' "
+               f"'{url}/v1/profiles?q=a'")
+    click.echo(f"  rejected:      curl -H 'Authorization: Bearer {token.token}' "
+               f"{url}/v1/debugger/rejections")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, runtime), host=settings.host, port=settings.port,
+                       log_level="warning", access_log=False)
+    )
+    stop = threading.Event()
+    feeder = threading.Thread(
+        target=feed_shoppers,
+        kwargs={"url": url, "write_key": key, "rate": rate, "shoppers": shoppers, "seed": seed,
+                "stop": stop, "echo": click.echo, "ready": lambda: server.started},
+        name="polku-demo-feed",
+        daemon=True,
+    )
+    feeder.start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        runtime.close()
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every POLKU_* environment variable with its default and meaning."""
+    for s in SETTINGS:
+        default = "(empty)" if s.default in ("", frozenset()) else s.default
+        if isinstance(default, frozenset):
+            default = ",".join(sorted(default))
+        click.echo(f"{s.env}  [default: {default}]\n    {s.help}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

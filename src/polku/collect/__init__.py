@@ -1,0 +1,1 @@
+"""Segment-compatible collection API: validate, authenticate, stamp and append events."""

@@ -1,0 +1,1 @@
+"""Simulated shoppers for `polku demo`: deterministic Segment events from a small Finnish shop."""

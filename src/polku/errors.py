@@ -1,0 +1,109 @@
+"""One exception hierarchy for all of Polku; each class knows its code and HTTP status.
+
+    PolkuError                      500  internal (never shown to clients as-is)
+    ├── BadRequest                  400  bad_request
+    │   ├── InvalidJSON             400  invalid_json
+    │   ├── InvalidField            400  invalid_field      (names the field)
+    │   └── PayloadTooLarge         413  payload_too_large
+    ├── Unauthorized                401  unauthorized
+    ├── Forbidden                   403  forbidden
+    ├── NotFound                    404  not_found
+    ├── Conflict                    409  conflict
+    └── Unavailable                 503  unavailable        (with Retry-After)
+
+Foreign exceptions (SQLAlchemy, drivers) are translated where they enter (`polku.storage`),
+and HTTP rendering happens in one place (`polku.http`). Messages say what happened,
+which field or value, and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "InvalidField",
+    "InvalidJSON",
+    "NotFound",
+    "PayloadTooLarge",
+    "PolkuError",
+    "Unauthorized",
+    "Unavailable",
+]
+
+
+class PolkuError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.hint is not None:
+            body["hint"] = self.hint
+        return body
+
+
+class BadRequest(PolkuError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class InvalidField(BadRequest):
+    code = "invalid_field"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(PolkuError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(PolkuError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(PolkuError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(PolkuError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(PolkuError):
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

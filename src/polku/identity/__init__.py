@@ -1,0 +1,1 @@
+"""Identity resolution: which person each event belongs to, with merges that can be undone."""

@@ -1,0 +1,71 @@
+"""Writes to the identity graph that people ask for (the API, the console, the CLI).
+
+The graph itself is a projection of the log, so an action never updates its tables: it
+appends a control event that the identity consumer applies, which is what makes
+`polku replay` reproduce it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import orjson
+
+from polku.errors import Conflict, NotFound
+from polku.events import NewEvent, to_iso
+from polku.identity.projection import UNMERGE
+from polku.identity.queries import get_merge
+from polku.storage.engine import translate_errors
+
+if TYPE_CHECKING:
+    from polku.runtime import Runtime
+
+__all__ = ["request_unmerge"]
+
+
+async def request_unmerge(
+    runtime: Runtime, workspace: str, merge_id: str, requested_by: str, reason: str
+) -> int:
+    """Ask for merge `merge_id` to be undone; return the log's head offset after the request.
+
+    Appends a ``polku.unmerge`` event; the identity consumer gives the merged profile back its
+    identifiers and events, and keeps the two profiles apart from then on. Wait for the
+    pipeline to reach the returned offset (`Pipeline.wait_for`) to read the result.
+
+    Raises `NotFound` if the workspace has no such merge and `Conflict` if it was undone.
+    """
+    with translate_errors("reading the merge ledger"), runtime.engine.connect() as conn:
+        entry = get_merge(conn, workspace, merge_id)
+    if entry is None:
+        raise NotFound(
+            f"There is no merge {merge_id!r} in this workspace.",
+            field="merge_id",
+            hint="List a profile's merges with GET /v1/profiles/{id}/merges.",
+        )
+    if entry.undone:
+        raise Conflict(
+            f"Merge {merge_id!r} was already undone at {to_iso(entry.undone_at or 0)}.",
+            field="merge_id",
+            hint="Nothing to do: the two profiles are apart and will not be merged again.",
+        )
+    now = int(time.time() * 1000)
+    message_id = f"polku-unmerge-{uuid.uuid4().hex}"
+    payload = {
+        "type": UNMERGE,
+        "messageId": message_id,
+        "properties": {"merge_id": merge_id, "requested_by": requested_by, "reason": reason},
+        "timestamp": to_iso(now),
+        "receivedAt": to_iso(now),
+    }
+    event = NewEvent(
+        workspace_id=workspace,
+        message_id=message_id,
+        type=UNMERGE,
+        partition_key=entry.loser_id,
+        received_at=now,
+        timestamp=now,
+        payload=orjson.dumps(payload),
+    )
+    return await runtime.log.append([event])

@@ -1,0 +1,494 @@
+"""The identity consumer: decide which profile each event belongs to, merging profiles when
+an event proves two of them are one person, and undoing a merge when told to.
+
+Resolution of one event (identifiers in priority order, highest first):
+
+1. Identifiers nobody owns yet are held back until a profile is chosen.
+2. The first identifier that belongs to a profile chooses it, if that profile can also take
+   the held-back identifiers within the per-type limits. If it cannot (the event's userId is
+   new but its anonymousId belongs to someone with another userId: a shared browser), a new
+   profile is made for the held-back identifiers and the rest of the event's identifiers
+   are ignored.
+3. Every later identifier is attached to the chosen profile if it is new and within limits;
+   if it belongs to another profile, that profile is merged into the chosen one unless the
+   merge would break a limit (two userIds) or an un-merge has kept the two apart. The first
+   identifier that cannot be taken stops the walk: it and all lower-priority ones are
+   ignored for this event (never half-joined).
+4. With no known identifier at all, the event starts a new profile.
+
+Shared devices (tills, kiosks) are never used to join. Profile and merge ids are derived from
+the events, so `polku replay` rebuilds exactly the same graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from polku.events import INTERNAL_PREFIX, LoggedEvent
+from polku.identity.identifiers import Identifier, IdentityConfig, extract
+from polku.identity.tables import event_profiles, identifiers, merge_blocks, merges, profile_ids
+from polku.log.tables import log_events
+from polku.storage.bulk import insert_rows
+
+__all__ = ["UNMERGE", "IdentityConsumer", "merge_id_for", "profile_id_for"]
+
+UNMERGE = "polku.unmerge"
+"""Control event: properties.merge_id names the ledger entry to undo."""
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, str]  # (id_type, value)
+_IN_CHUNK = 500
+_OWNERS = select(identifiers.c.value, identifiers.c.profile_id).where(
+    identifiers.c.workspace_id == bindparam("ws"),
+    identifiers.c.id_type == bindparam("kind"),
+    identifiers.c.value.in_(bindparam("values", expanding=True)),
+)
+
+
+def profile_id_for(workspace_id: str, message_id: str) -> str:
+    digest = hashlib.blake2b(f"{workspace_id}\x00{message_id}".encode(), digest_size=12)
+    return "p_" + digest.hexdigest()
+
+
+def merge_id_for(workspace_id: str, evidence_message_id: str, loser_id: str) -> str:
+    raw = f"{workspace_id}\x00{evidence_message_id}\x00{loser_id}".encode()
+    return "mg_" + hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+@dataclass(slots=True)
+class _Workspace:
+    """What one chunk knows about one workspace's graph; thrown away after the chunk."""
+
+    workspace_id: str
+    owner: dict[_Key, str | None] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    members: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+
+class IdentityConsumer:
+    name = "identity"
+
+    def __init__(self, config: IdentityConfig) -> None:
+        self._config = config
+        self._limits = {t.name: t.limit for t in config.types}
+
+    # -- Consumer ------------------------------------------------------------------------
+
+    def reset(self, conn: Connection) -> None:
+        for table in (event_profiles, merge_blocks, merges, identifiers, profile_ids):
+            conn.execute(delete(table))
+
+    def handle(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
+        run = _Chunk(conn, self._config, self._limits)
+        run.prefetch(events)
+        for event in events:
+            if event.type == UNMERGE:
+                run.flush()
+                _unmerge(conn, self._config, event)
+                run = _Chunk(conn, self._config, self._limits)
+                continue
+            run.resolve(event)
+        run.flush()
+
+
+class _Chunk:
+    """Resolves a run of events with batched reads and writes."""
+
+    def __init__(self, conn: Connection, config: IdentityConfig, limits: dict[str, int]) -> None:
+        self.conn = conn
+        self.config = config
+        self.limits = limits
+        self.spaces: dict[str, _Workspace] = {}
+        self.new_identifiers: list[dict[str, Any]] = []
+        self.new_profiles: list[dict[str, Any]] = []
+        self.assignments: list[dict[str, Any]] = []
+        self.found: dict[int, list[Identifier]] = {}
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _space(self, workspace_id: str) -> _Workspace:
+        space = self.spaces.get(workspace_id)
+        if space is None:
+            space = self.spaces[workspace_id] = _Workspace(workspace_id)
+        return space
+
+    def _prefetch(self, space: _Workspace, keys: Iterable[_Key]) -> None:
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            if key not in space.owner:
+                space.owner[key] = None
+                by_type[key[0]].append(key[1])
+        for id_type, values in by_type.items():
+            for start in range(0, len(values), _IN_CHUNK):
+                rows = self.conn.execute(
+                    _OWNERS,
+                    {
+                        "ws": space.workspace_id,
+                        "kind": id_type,
+                        "values": values[start : start + _IN_CHUNK],
+                    },
+                )
+                for value, profile_id in rows:
+                    space.owner[(id_type, value)] = profile_id
+
+    def _members(self, space: _Workspace, profile_id: str) -> dict[str, set[str]]:
+        """All identifiers of a profile by type (loaded once per chunk)."""
+        known = space.members.get(profile_id)
+        if known is None:
+            known = defaultdict(set)
+            rows = self.conn.execute(
+                select(identifiers.c.id_type, identifiers.c.value).where(
+                    identifiers.c.workspace_id == space.workspace_id,
+                    identifiers.c.profile_id == profile_id,
+                )
+            )
+            for id_type, value in rows:
+                known[id_type].add(value)
+            for row in self.new_identifiers:
+                if row["profile_id"] == profile_id and row["workspace_id"] == space.workspace_id:
+                    known[row["id_type"]].add(row["value"])
+            space.members[profile_id] = known
+        return known
+
+    def _fits(self, space: _Workspace, profile_id: str, extra: Sequence[Identifier]) -> bool:
+        if not extra:
+            return True
+        members = self._members(space, profile_id)
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for ident in extra:
+            wanted[ident.type].add(ident.value)
+        return all(
+            len(members.get(kind, set()) | values) <= self.limits.get(kind, 1)
+            for kind, values in wanted.items()
+        )
+
+    def _mergeable(self, space: _Workspace, winner: str, loser: str) -> bool:
+        a, b = self._members(space, winner), self._members(space, loser)
+        for kind in set(a) | set(b):
+            if len(a.get(kind, set()) | b.get(kind, set())) > self.limits.get(kind, 1):
+                return False
+        return not _kept_apart(self.conn, space.workspace_id, winner, loser)
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def prefetch(self, events: Sequence[LoggedEvent]) -> None:
+        """Extract every event's identifiers and look up their owners in a few queries."""
+        keys: dict[str, list[_Key]] = defaultdict(list)
+        for event in events:
+            if event.type.startswith(INTERNAL_PREFIX):
+                continue
+            found = [i for i in extract(event.message, self.config) if not i.shared]
+            self.found[event.offset] = found
+            keys[event.workspace_id].extend((i.type, i.value) for i in found)
+        for workspace_id, wanted in keys.items():
+            self._prefetch(self._space(workspace_id), dict.fromkeys(wanted))
+
+    def resolve(self, event: LoggedEvent) -> None:
+        space = self._space(event.workspace_id)
+        found = self.found.pop(event.offset, None)
+        if found is None:
+            found = [i for i in extract(event.message, self.config) if not i.shared]
+            self._prefetch(space, [(i.type, i.value) for i in found])
+        if not found:
+            return  # nothing to resolve on (collection rejects such events; control events)
+
+        current: str | None = None
+        held: list[Identifier] = []
+        for ident in found:
+            owner = space.owner[(ident.type, ident.value)]
+            if current is None:
+                if owner is None:
+                    held.append(ident)
+                    continue
+                if self._fits(space, owner, held):
+                    current = owner
+                    self._attach(space, owner, held, event)
+                    continue
+                current = self._new_profile(space, event, held)
+                break
+            if owner == current:
+                continue
+            if owner is None:
+                if self._fits(space, current, [ident]):
+                    self._attach(space, current, [ident], event)
+                    continue
+                break
+            if not self._mergeable(space, current, owner):
+                break
+            self._merge(space, current, owner, event, ident)
+        if current is None:
+            current = self._new_profile(space, event, held)
+
+        message = event.message
+        context = message.get("context")
+        properties = message.get("properties")
+        channel = context.get("channel") if isinstance(context, dict) else None
+        store = properties.get("store_id") if isinstance(properties, dict) else None
+        self.assignments.append(
+            {
+                "offset": event.offset,
+                "workspace_id": event.workspace_id,
+                "profile_id": current,
+                "timestamp": event.timestamp,
+                "type": event.type,
+                "event": event.event,
+                "channel": channel if isinstance(channel, str) else None,
+                "store_id": str(store)[:100] if isinstance(store, (str, int)) else None,
+            }
+        )
+
+    def _new_profile(
+        self, space: _Workspace, event: LoggedEvent, held: Sequence[Identifier]
+    ) -> str:
+        profile_id = profile_id_for(event.workspace_id, event.message_id)
+        self.new_profiles.append(
+            {
+                "profile_id": profile_id,
+                "workspace_id": event.workspace_id,
+                "merged_into": None,
+                "created_at": event.timestamp,
+                "created_offset": event.offset,
+            }
+        )
+        space.members[profile_id] = defaultdict(set)
+        taken: list[Identifier] = []
+        for ident in held:  # all new; keep within limits, highest priority first
+            if self._fits(space, profile_id, [*taken, ident]):
+                taken.append(ident)
+        self._attach(space, profile_id, taken, event)
+        return profile_id
+
+    def _attach(
+        self, space: _Workspace, profile_id: str, idents: Sequence[Identifier], event: LoggedEvent
+    ) -> None:
+        members = self._members(space, profile_id) if idents else None
+        for ident in idents:
+            space.owner[(ident.type, ident.value)] = profile_id
+            assert members is not None
+            members[ident.type].add(ident.value)
+            self.new_identifiers.append(
+                {
+                    "workspace_id": space.workspace_id,
+                    "id_type": ident.type,
+                    "value": ident.value,
+                    "profile_id": profile_id,
+                    "shared": False,
+                    "first_seen": event.timestamp,
+                    "added_offset": event.offset,
+                }
+            )
+
+    def _merge(
+        self, space: _Workspace, winner: str, loser: str, event: LoggedEvent, via: Identifier
+    ) -> None:
+        self.flush()
+        conn = self.conn
+        ws = space.workspace_id
+        loser_ids = self._members(space, loser)
+        listing = sorted([kind, value] for kind, values in loser_ids.items() for value in values)
+        conn.execute(
+            insert(merges).values(
+                merge_id=merge_id_for(ws, event.message_id, loser),
+                workspace_id=ws,
+                winner_id=winner,
+                loser_id=loser,
+                evidence_offset=event.offset,
+                evidence_message_id=event.message_id,
+                reason=f"{via.type} {via.value!r} on this event belongs to both profiles",
+                identifiers=orjson.dumps(listing).decode(),
+                merged_at=event.timestamp,
+            )
+        )
+        conn.execute(
+            update(identifiers)
+            .where(identifiers.c.workspace_id == ws, identifiers.c.profile_id == loser)
+            .values(profile_id=winner)
+        )
+        conn.execute(
+            update(event_profiles)
+            .where(event_profiles.c.workspace_id == ws, event_profiles.c.profile_id == loser)
+            .values(profile_id=winner)
+        )
+        conn.execute(
+            update(profile_ids).where(profile_ids.c.profile_id == loser).values(merged_into=winner)
+        )
+        winner_ids = self._members(space, winner)
+        for kind, values in loser_ids.items():
+            winner_ids[kind] |= values
+        space.members.pop(loser, None)
+        for key, owner in space.owner.items():
+            if owner == loser:
+                space.owner[key] = winner
+
+    # -- writes --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        for table, rows in (
+            (profile_ids, self.new_profiles),
+            (identifiers, self.new_identifiers),
+            (event_profiles, self.assignments),
+        ):
+            if rows:
+                columns = tuple(rows[0])
+                insert_rows(self.conn, table, columns, [tuple(r.values()) for r in rows])
+        self.new_profiles = []
+        self.new_identifiers = []
+        self.assignments = []
+
+
+def _unmerge(conn: Connection, config: IdentityConfig, event: LoggedEvent) -> None:
+    """Undo one merge: give the loser back its identifiers and the events they identify."""
+    properties = event.message.get("properties") or {}
+    merge_id = properties.get("merge_id")
+    row = conn.execute(
+        select(merges).where(
+            merges.c.merge_id == merge_id, merges.c.workspace_id == event.workspace_id
+        )
+    ).first()
+    if row is None:
+        raise ValueError(
+            f"merge {merge_id!r} does not exist in workspace {event.workspace_id!r}; "
+            "un-merge events are written by POST /v1/identity/merges/{merge_id}/unmerge"
+        )
+    if row.undone_at is not None:
+        # Two requests raced past the API's check; the first one did the work. Skipping the
+        # repeat keeps the consumer idempotent (and replays it the same way).
+        logger.info("merge %s was already undone at offset %s", merge_id, row.undone_offset)
+        return
+    ws = event.workspace_id
+    current = _canonical(conn, row.winner_id)
+    loser = row.loser_id
+    keys = [(kind, value) for kind, value in orjson.loads(row.identifiers)]
+
+    conn.execute(
+        update(profile_ids).where(profile_ids.c.profile_id == loser).values(merged_into=None)
+    )
+    for start in range(0, len(keys), _IN_CHUNK):
+        conn.execute(
+            update(identifiers)
+            .where(
+                identifiers.c.workspace_id == ws,
+                identifiers.c.profile_id == current,
+                tuple_(identifiers.c.id_type, identifiers.c.value).in_(
+                    keys[start : start + _IN_CHUNK]
+                ),
+            )
+            .values(profile_id=loser)
+        )
+
+    owners = {key: loser for key in keys}
+    moved: list[int] = []
+    rows = conn.execute(
+        select(event_profiles.c.offset, log_events.c.payload)
+        .join(log_events, log_events.c.offset == event_profiles.c.offset)
+        .where(event_profiles.c.profile_id == current, event_profiles.c.offset < event.offset)
+    )
+    for offset, payload in rows:
+        found = [i for i in extract(orjson.loads(payload), config) if not i.shared]
+        if found and owners.get((found[0].type, found[0].value)) == loser:
+            moved.append(offset)
+    for start in range(0, len(moved), _IN_CHUNK):
+        conn.execute(
+            update(event_profiles)
+            .where(event_profiles.c.offset.in_(moved[start : start + _IN_CHUNK]))
+            .values(profile_id=loser)
+        )
+    conn.execute(
+        update(merges)
+        .where(merges.c.merge_id == row.merge_id)
+        .values(undone_at=event.timestamp, undone_offset=event.offset)
+    )
+    # Keep the two original profiles apart; `_kept_apart` extends this to whatever profile
+    # either of them is merged into later.
+    pair = sorted((row.winner_id, loser))
+    exists = conn.execute(
+        select(merge_blocks.c.merge_id).where(
+            and_(
+                merge_blocks.c.workspace_id == ws,
+                merge_blocks.c.profile_a == pair[0],
+                merge_blocks.c.profile_b == pair[1],
+            )
+        )
+    ).first()
+    if exists is None:
+        conn.execute(
+            insert(merge_blocks).values(
+                workspace_id=ws, profile_a=pair[0], profile_b=pair[1], merge_id=row.merge_id
+            )
+        )
+
+
+def _family(conn: Connection, workspace_id: str, profile_id: str) -> set[str]:
+    """`profile_id` and every profile merged into it, directly or through others."""
+    family = {profile_id}
+    frontier = [profile_id]
+    while frontier:
+        rows = conn.execute(
+            select(merges.c.loser_id).where(
+                merges.c.workspace_id == workspace_id,
+                merges.c.winner_id.in_(frontier),
+                merges.c.undone_at.is_(None),
+            )
+        )
+        frontier = [loser for (loser,) in rows if loser not in family]
+        family.update(frontier)
+    return family
+
+
+def _kept_apart(conn: Connection, workspace_id: str, winner: str, loser: str) -> bool:
+    """Whether an un-merge separated a profile merged into `winner` (or itself) from one
+    merged into `loser` (or itself): such profiles are different people for good."""
+    any_block = conn.execute(
+        select(merge_blocks.c.merge_id).where(merge_blocks.c.workspace_id == workspace_id).limit(1)
+    ).first()
+    if any_block is None:  # the common case: nothing was ever un-merged in this workspace
+        return False
+    ours, theirs = _family(conn, workspace_id, winner), _family(conn, workspace_id, loser)
+    blocked = conn.execute(
+        select(merge_blocks.c.merge_id)
+        .where(
+            merge_blocks.c.workspace_id == workspace_id,
+            or_(
+                and_(merge_blocks.c.profile_a.in_(ours), merge_blocks.c.profile_b.in_(theirs)),
+                and_(merge_blocks.c.profile_a.in_(theirs), merge_blocks.c.profile_b.in_(ours)),
+            ),
+        )
+        .limit(1)
+    ).first()
+    return blocked is not None
+
+
+def _canonical(conn: Connection, profile_id: str) -> str:
+    """Follow merged_into to the profile that holds a merged one now."""
+    seen = {profile_id}
+    while True:
+        parent = conn.execute(
+            select(profile_ids.c.merged_into).where(profile_ids.c.profile_id == profile_id)
+        ).scalar()
+        if parent is None or parent in seen:
+            return profile_id
+        seen.add(parent)
+        profile_id = parent
+
+
+__all__ += ["canonical"]
+canonical = _canonical

@@ -1,0 +1,235 @@
+"""The log as a table in the state database (the embedded mode's backend).
+
+Appends from all concurrent requests are queued to one writer thread, which commits whatever
+has gathered in a single transaction (group commit) and only then releases the waiting
+requests: every acknowledged event is on disk, and a busy server amortises each commit over
+many batches. Offsets are the table's integer key; on PostgreSQL an advisory lock orders the
+appending transactions so a reader never sees a later offset committed before an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+
+from polku.errors import Unavailable
+from polku.events import LoggedEvent, NewEvent
+from polku.log.base import AppendListener
+from polku.log.tables import log_events
+from polku.storage.bulk import insert_rows
+from polku.storage.engine import translate_errors, writing
+
+__all__ = ["SqlLog"]
+
+logger = logging.getLogger(__name__)
+
+_APPEND_LOCK_KEY = 0x706F6C6B75  # "polku": the advisory lock that orders appends on PostgreSQL
+_COLUMNS = (
+    "workspace_id",
+    "source_id",
+    "message_id",
+    "type",
+    "event",
+    "partition_key",
+    "received_at",
+    "timestamp",
+    "payload",
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[tuple[Any, ...]]
+    future: asyncio.Future[int] | concurrent.futures.Future[int]
+    loop: asyncio.AbstractEventLoop | None
+
+
+class SqlLog:
+    """`EventLog` on a SQL table, with group commit through one writer thread."""
+
+    def __init__(self, engine: Engine, *, max_group_rows: int = 20_000) -> None:
+        self._engine = engine
+        self._max_group_rows = max_group_rows
+        self._pending: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._listeners: list[AppendListener] = []
+        self._is_postgres = engine.dialect.name == "postgresql"
+
+    # -- producer side -------------------------------------------------------------------
+
+    async def append(self, events: Sequence[NewEvent]) -> int:
+        if not events:
+            return self.head()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._enqueue(_Pending(_rows(events), future, loop))
+        return await future
+
+    def append_sync(self, events: Sequence[NewEvent]) -> int:
+        if not events:
+            return self.head()
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._enqueue(_Pending(_rows(events), future, None))
+        return future.result()
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._cond:
+            if self._closed:
+                raise Unavailable("The log is shutting down.", hint="Retry in a few seconds.")
+            if self._thread is None:
+                self._start_locked()
+            self._pending.append(pending)
+            self._cond.notify()
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="polku-log-writer", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if not self._pending:
+                return None
+            taken: list[_Pending] = []
+            rows = 0
+            while self._pending and (not taken or rows < self._max_group_rows):
+                item = self._pending.popleft()
+                taken.append(item)
+                rows += len(item.rows)
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if group is None:
+                return
+            try:
+                head = self._commit([row for item in group for row in item.rows])
+            except Exception as exc:  # every waiter must hear about the failure
+                if not isinstance(exc, Unavailable):
+                    logger.exception("log append failed")
+                    exc = Unavailable(
+                        "The events could not be stored; nothing was acknowledged.",
+                        hint="Retry the request; Polku deduplicates by messageId.",
+                    )
+                for item in group:
+                    _settle(item, None, exc)
+                continue
+            for item in group:
+                _settle(item, head, None)
+            for listener in list(self._listeners):
+                try:
+                    listener(head)
+                except Exception:  # a listener must never break the writer
+                    logger.exception("log listener failed")
+
+    def _commit(self, rows: list[tuple[Any, ...]]) -> int:
+        with translate_errors("appending events to the log"), writing(self._engine) as conn:
+            if self._is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+            insert_rows(
+                conn, log_events, _COLUMNS, rows, ignore_conflicts_on=("workspace_id", "message_id")
+            )
+            head = conn.execute(select(func.max(log_events.c.offset))).scalar()
+        return int(head or 0)
+
+    # -- consumer side -------------------------------------------------------------------
+
+    def read(self, after: int, limit: int) -> list[LoggedEvent]:
+        query = (
+            select(log_events)
+            .where(log_events.c.offset > after)
+            .order_by(log_events.c.offset)
+            .limit(limit)
+        )
+        with translate_errors("reading the log"), self._engine.connect() as conn:
+            result = conn.execute(query).all()
+        return [
+            LoggedEvent(
+                offset=r.offset,
+                workspace_id=r.workspace_id,
+                message_id=r.message_id,
+                type=r.type,
+                partition_key=r.partition_key,
+                received_at=r.received_at,
+                timestamp=r.timestamp,
+                payload=bytes(r.payload),
+                source_id=r.source_id,
+                event=r.event,
+            )
+            for r in result
+        ]
+
+    def head(self) -> int:
+        with translate_errors("reading the log"), self._engine.connect() as conn:
+            return int(conn.execute(select(func.max(log_events.c.offset))).scalar() or 0)
+
+    def subscribe(self, listener: AppendListener) -> None:
+        self._listeners.append(listener)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+
+
+def _rows(events: Sequence[NewEvent]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            e.workspace_id,
+            e.source_id,
+            e.message_id,
+            e.type,
+            e.event,
+            e.partition_key,
+            e.received_at,
+            e.timestamp,
+            e.payload,
+        )
+        for e in events
+    ]
+
+
+def _settle(item: _Pending, head: int | None, exc: BaseException | None) -> None:
+    future = item.future
+    if item.loop is None:
+        assert isinstance(future, concurrent.futures.Future)
+        if exc is None:
+            future.set_result(head or 0)
+        else:
+            future.set_exception(exc)
+        return
+    assert isinstance(future, asyncio.Future)
+
+    def settle() -> None:
+        if future.done():  # the request was cancelled (client went away)
+            return
+        if exc is None:
+            future.set_result(head or 0)
+        else:
+            future.set_exception(exc)
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        item.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,1 @@
+"""The pipeline: consumers that read the log in order and maintain projections."""

@@ -1,0 +1,1 @@
+"""Profiles: traits, consent, counters and the cross-channel timeline of each person."""

@@ -1,0 +1,198 @@
+"""The profiles consumer: keep each profile's state current from the events identity has
+assigned to it, apply merges, and rebuild both sides of an un-merge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, select
+
+from polku.events import LoggedEvent
+from polku.identity.projection import UNMERGE, canonical
+from polku.identity.tables import event_profiles, merges
+from polku.log.tables import log_events
+from polku.profiles.state import ProfileState, apply_event, merge_states
+from polku.profiles.tables import profiles
+from polku.storage.bulk import insert_rows, update_rows
+
+__all__ = ["ProfilesConsumer", "load_states"]
+
+_IN_CHUNK = 400
+_JSON_FIELDS = ("traits", "trait_times", "consent", "channels")
+
+
+def _from_row(row: Any) -> ProfileState:
+    return ProfileState(
+        profile_id=row.profile_id,
+        workspace_id=row.workspace_id,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        traits=orjson.loads(row.traits),
+        trait_times=orjson.loads(row.trait_times),
+        consent=orjson.loads(row.consent),
+        channels=orjson.loads(row.channels),
+        event_count=row.event_count,
+        order_count=row.order_count,
+        last_offset=row.last_offset,
+        merged_into=row.merged_into,
+    )
+
+
+_COLUMNS = (
+    "merged_into",
+    "traits",
+    "trait_times",
+    "consent",
+    "channels",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "order_count",
+    "last_offset",
+    "email",
+    "phone",
+    "name",
+    "workspace_id",
+    "profile_id",
+)
+
+
+def _to_row(state: ProfileState) -> tuple[Any, ...]:
+    """Values in `_COLUMNS` order (the key last, so the same tuple serves an UPDATE)."""
+    return (
+        state.merged_into,
+        orjson.dumps(state.traits).decode(),
+        orjson.dumps(state.trait_times).decode(),
+        orjson.dumps(state.consent).decode(),
+        orjson.dumps(state.channels).decode(),
+        state.first_seen,
+        state.last_seen,
+        state.event_count,
+        state.order_count,
+        state.last_offset,
+        state.email,
+        state.phone,
+        state.name,
+        state.workspace_id,
+        state.profile_id,
+    )
+
+
+def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
+    found: dict[str, ProfileState] = {}
+    ids = list(profile_ids)
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = conn.execute(
+            select(profiles).where(profiles.c.profile_id.in_(ids[start : start + _IN_CHUNK]))
+        )
+        for row in rows:
+            found[row.profile_id] = _from_row(row)
+    return found
+
+
+class ProfilesConsumer:
+    name = "profiles"
+
+    def reset(self, conn: Connection) -> None:
+        conn.execute(delete(profiles))
+
+    def handle(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
+        if len(events) == 1 and events[0].type == UNMERGE:
+            self._unmerge(conn, events[0])
+            return
+        first, last = events[0].offset, events[-1].offset
+        owner: dict[int, str] = dict(
+            conn.execute(
+                select(event_profiles.c.offset, event_profiles.c.profile_id).where(
+                    event_profiles.c.offset.between(first, last)
+                )
+            ).all()
+        )
+        chunk_merges = conn.execute(
+            select(merges.c.winner_id, merges.c.loser_id)
+            .where(merges.c.evidence_offset.between(first, last))
+            .order_by(merges.c.evidence_offset)
+        ).all()
+        wanted = set(owner.values())
+        for winner, loser in chunk_merges:
+            wanted.update((winner, loser))
+        states = load_states(conn, sorted(wanted))
+        existing = set(states)
+
+        for winner, loser in chunk_merges:
+            lost = states.get(loser)
+            if lost is None or lost.merged_into is not None:
+                continue
+            kept = states.get(winner)
+            if kept is None:
+                kept = states[winner] = ProfileState(
+                    winner, lost.workspace_id, lost.first_seen, lost.last_seen
+                )
+            merge_states(kept, lost)
+            states[loser] = ProfileState(
+                loser, lost.workspace_id, lost.first_seen, lost.last_seen, merged_into=winner
+            )
+
+        for event in events:
+            profile_id = owner.get(event.offset)
+            if profile_id is None:
+                continue
+            state = states.get(profile_id)
+            if state is None:
+                state = states[profile_id] = ProfileState(
+                    profile_id, event.workspace_id, event.timestamp, event.timestamp
+                )
+            apply_event(state, event)
+
+        self._write(conn, states, existing)
+
+    def _write(
+        self, conn: Connection, states: dict[str, ProfileState], existing: set[str]
+    ) -> None:
+        inserts = [_to_row(s) for pid, s in states.items() if pid not in existing]
+        updates = [_to_row(s) for pid, s in states.items() if pid in existing]
+        insert_rows(conn, profiles, _COLUMNS, inserts)
+        # An UPDATE tuple is the same values: every column but the key, then the key.
+        update_rows(conn, profiles, "profile_id", _COLUMNS[:-1], updates)
+
+    def _unmerge(self, conn: Connection, event: LoggedEvent) -> None:
+        merge_id = (event.message.get("properties") or {}).get("merge_id")
+        row = conn.execute(select(merges).where(merges.c.merge_id == merge_id)).first()
+        if row is None:
+            return
+        sides = [canonical(conn, row.winner_id), row.loser_id]
+        existing = set(load_states(conn, sides))
+        states = {pid: rebuild(conn, pid, event.workspace_id, event.offset) for pid in sides}
+        self._write(conn, states, existing)
+
+
+def rebuild(conn: Connection, profile_id: str, workspace_id: str, upto: int) -> ProfileState:
+    """A profile's state recomputed from all the events assigned to it up to offset `upto`."""
+    rows = conn.execute(
+        select(log_events)
+        .join(event_profiles, event_profiles.c.offset == log_events.c.offset)
+        .where(event_profiles.c.profile_id == profile_id, log_events.c.offset <= upto)
+        .order_by(log_events.c.offset)
+    )
+    state: ProfileState | None = None
+    for r in rows:
+        event = LoggedEvent(
+            offset=r.offset,
+            workspace_id=r.workspace_id,
+            message_id=r.message_id,
+            type=r.type,
+            partition_key=r.partition_key,
+            received_at=r.received_at,
+            timestamp=r.timestamp,
+            payload=bytes(r.payload),
+            source_id=r.source_id,
+            event=r.event,
+        )
+        if state is None:
+            state = ProfileState(profile_id, workspace_id, r.timestamp, r.timestamp)
+        apply_event(state, event)
+    if state is None:
+        state = ProfileState(profile_id, workspace_id, 0, 0)
+    return state

@@ -1,0 +1,82 @@
+"""Everything a running Polku holds: engine, log, pipeline, and the services built on them.
+
+`Runtime.open(settings)` builds it, and `start`/`close` bring the background parts (the log
+writer, the pipeline) up and down. The HTTP app, the CLI and the tests all use this one
+assembly, so there is exactly one way the parts are wired together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from polku.access.actions import NewAdminToken, ensure_default_workspace
+from polku.access.queries import KeyCache
+from polku.collect.intake import Intake
+from polku.identity.identifiers import IdentityConfig
+from polku.identity.projection import IdentityConsumer
+from polku.log.base import EventLog
+from polku.log.sql import SqlLog
+from polku.pipeline.runner import Pipeline
+from polku.profiles.projection import ProfilesConsumer
+from polku.settings import Settings
+from polku.storage.engine import make_engine, writing
+from polku.storage.migrate import upgrade
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    log: EventLog
+    pipeline: Pipeline
+    keys: KeyCache
+    intake: Intake
+    identity: IdentityConfig
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool | None = None) -> Runtime:
+        engine = make_engine(settings)
+        if settings.auto_migrate if migrate is None else migrate:
+            upgrade(engine)
+        identity = IdentityConfig(
+            default_region=settings.phone_region, shared_devices=settings.shared_devices
+        )
+        log = SqlLog(engine)
+        pipeline = Pipeline(
+            engine,
+            log,
+            [IdentityConsumer(identity), ProfilesConsumer()],
+            batch=settings.pipeline_batch,
+        )
+        keys = KeyCache(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            log=log,
+            pipeline=pipeline,
+            keys=keys,
+            intake=Intake(settings, engine, log, keys),
+            identity=identity,
+        )
+
+    def bootstrap(self) -> tuple[str, NewAdminToken] | None:
+        """Create the default workspace, write key and admin token on a fresh database."""
+        with writing(self.engine) as conn:
+            return ensure_default_workspace(conn)
+
+    def start(self) -> None:
+        self.log.start()
+        if self.settings.run_pipeline:
+            self.pipeline.start()
+
+    def close(self) -> None:
+        self.pipeline.stop()
+        self.log.close()
+        self.engine.dispose()

@@ -1,0 +1,211 @@
+"""Every setting Polku reads, declared once as data: typed, with help text and defaults.
+
+The CLI options, the docs (`docs/settings.md`) and validation all come from `SETTINGS`, so a
+setting cannot exist without being documented. Values are read from ``POLKU_*`` environment
+variables once, by `load`, and passed explicitly to `create_app(settings)`; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS", "Secret", "Setting", "Settings", "SettingsError", "load"]
+
+
+class Secret:
+    """A string that never prints: `repr` and `str` show only that it is set."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(ValueError):
+    """A setting's value could not be understood; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "POLKU_" + self.name.upper()
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _csv(raw: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _synchronous(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"FULL", "NORMAL", "EXTRA"}:
+        raise ValueError(f"expected FULL, NORMAL or EXTRA, got {raw!r}")
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "",
+        "Where state lives. Empty: a SQLite file in POLKU_DATA_DIR (embedded mode). "
+        "For PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname.",
+        secret=True,
+    ),
+    Setting("data_dir", "./polku-data", "Folder for the embedded SQLite database.", Path),
+    Setting("host", "127.0.0.1", "Address `polku serve` listens on."),
+    Setting("port", 8080, "Port `polku serve` listens on.", int),
+    Setting(
+        "sqlite_synchronous",
+        "FULL",
+        "SQLite `synchronous` pragma in WAL mode. FULL survives power loss; NORMAL survives "
+        "a killed process but may lose the last commits on power loss.",
+        _synchronous,
+    ),
+    Setting("max_event_bytes", 32 * 1024, "Largest accepted single event (Segment: 32 KB).", int),
+    Setting(
+        "max_batch_bytes", 500 * 1024, "Largest accepted batch request (Segment: 500 KB).", int
+    ),
+    Setting(
+        "max_body_bytes",
+        4 * 1024 * 1024,
+        "Largest request body after gzip decompression; guards against zip bombs.",
+        int,
+    ),
+    Setting(
+        "auto_migrate",
+        True,
+        "Run database migrations when the server starts (the embedded default).",
+        _bool,
+    ),
+    Setting(
+        "run_pipeline",
+        True,
+        "Run the pipeline consumers (identity, profiles) inside the server process.",
+        _bool,
+    ),
+    Setting("pipeline_batch", 2000, "Events a pipeline consumer takes from the log at once.", int),
+    Setting(
+        "phone_region",
+        "FI",
+        "Country assumed for phone numbers written without a country code (ISO 3166 code).",
+    ),
+    Setting(
+        "shared_devices",
+        frozenset(),
+        "Comma-separated device ids of shared devices (store tablets, tills, kiosks); they "
+        "are recorded on events but never join two people.",
+        _csv,
+    ),
+    Setting(
+        "cors_origins",
+        frozenset({"*"}),
+        "Comma-separated origins allowed to post events from browsers; * allows any.",
+        _csv,
+    ),
+    Setting(
+        "public_url",
+        "",
+        "The URL browsers and SDKs use to reach Polku (for the analytics.js settings "
+        "endpoint). Empty: taken from each request's Host header.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed values of `SETTINGS`; build with `load()` or `Settings.build(**values)`."""
+
+    database_url: Secret = field(default_factory=lambda: Secret(""))
+    data_dir: Path = Path("./polku-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sqlite_synchronous: str = "FULL"
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
+    auto_migrate: bool = True
+    run_pipeline: bool = True
+    pipeline_batch: int = 2000
+    phone_region: str = "FI"
+    shared_devices: frozenset[str] = frozenset()
+    cors_origins: frozenset[str] = frozenset({"*"})
+    public_url: str = ""
+
+    @classmethod
+    def build(cls, **values: Any) -> Settings:
+        """Settings from Python values (tests, CLI); secrets may be given as plain strings."""
+        for key, value in list(values.items()):
+            if key == "database_url" and isinstance(value, str):
+                values[key] = Secret(value)
+            if key == "data_dir" and isinstance(value, str):
+                values[key] = Path(value)
+        return cls(**values)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL to connect to; the embedded SQLite file when none is set."""
+        url = self.database_url.reveal()
+        if url:
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'polku.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def replace(self, **values: Any) -> Settings:
+        return dataclasses.replace(self, **values)
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every `POLKU_*` variable once into `Settings`; `overrides` win (CLI options)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(setting.env)
+        if raw is None:
+            continue
+        try:
+            value = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{setting.env}={raw!r} is not valid: {exc}") from exc
+        values[setting.name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.build(**values)

@@ -1,0 +1,1 @@
+"""State: table metadata, the database engine (SQLite or PostgreSQL) and migrations."""

@@ -1,0 +1,18 @@
+"""Every table of Polku on one `metadata`, for migrations and tests.
+
+Importing the domain packages' ``tables`` modules registers their tables; those modules
+import only `polku.storage.metadata`, so this never creates a cycle.
+"""
+
+from __future__ import annotations
+
+from polku.access import tables as access_tables
+from polku.collect import tables as collect_tables
+from polku.identity import tables as identity_tables
+from polku.log import tables as log_tables
+from polku.profiles import tables as profile_tables
+from polku.storage.metadata import metadata
+
+__all__ = ["metadata"]
+
+_REGISTERED = (access_tables, collect_tables, identity_tables, log_tables, profile_tables)

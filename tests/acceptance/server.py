@@ -1,0 +1,139 @@
+"""A real `polku serve` process for acceptance tests: start, wait until healthy, kill, restart.
+
+The process is the installed `polku` command, exactly as an operator runs it. Its output goes
+to a log file that `tests/acceptance/conftest.py` attaches to the report of a failed test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+__all__ = ["PolkuServer", "free_port"]
+
+POLKU = Path(sys.executable).with_name("polku")
+"""The `polku` console script of the environment the tests run in (.venv/bin/polku)."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PolkuServer:
+    """One `polku serve` on 127.0.0.1, on SQLite in `data_dir` or on `database_url`.
+
+    The write key and admin token that `polku serve` prints on a fresh database are read from
+    its output at the first start and kept across restarts.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, *, database_url: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.database_url = database_url
+        self.port = free_port()
+        self.write_key = ""
+        self.admin_token = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "polku.db"
+
+    def logs(self) -> str:
+        if not self.log_path.exists():
+            return "(no output)"
+        return self.log_path.read_text("utf-8", "replace")
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the process and return once GET /health answers 200."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        command = [
+            str(POLKU),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        if self.database_url:
+            command += ["--database", self.database_url]
+        # Only what the command line says: no POLKU_* setting of the developer's shell.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POLKU_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self._log_file = self.log_path.open("ab")
+        self._log_file.write(f"$ {' '.join(command)}\n".encode())
+        self._log_file.flush()
+        self.process = subprocess.Popen(
+            command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env
+        )
+        self._wait_healthy(timeout)
+        if not self.write_key:
+            self._read_credentials()
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"polku serve exited with {self.process.returncode}:\n{self.logs()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"polku serve not healthy after {timeout} s:\n{self.logs()}")
+            time.sleep(0.05)
+
+    def _read_credentials(self) -> None:
+        output = self.logs()
+        key = re.search(r"write key:\s+(\S+)", output)
+        token = re.search(r"admin token:\s+(\S+)", output)
+        if key is None or token is None:
+            raise RuntimeError(f"polku serve printed no write key and admin token:\n{output}")
+        self.write_key, self.admin_token = key.group(1), token.group(1)
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush or shut down."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._close_log()
+
+    def stop(self) -> None:
+        """SIGTERM and a graceful shutdown; SIGKILL if it takes more than 10 s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None

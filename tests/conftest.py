@@ -1,0 +1,121 @@
+"""Fixtures shared by the whole suite: a fresh Polku on SQLite and on the real PostgreSQL.
+
+Each test gets fresh state: a new SQLite file in its tmp_path, or a new PostgreSQL schema in
+the database named by POLKU_TEST_POSTGRES_URL (default: the local server's `test` database),
+dropped afterwards. Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from polku.app import create_app
+from polku.runtime import Runtime
+from polku.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "POLKU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # the reason is shown in the skip or the failure
+        return str(exc).splitlines()[0]
+    return None
+
+
+def require_postgres() -> None:
+    problem = _postgres_problem()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a brand-new schema, dropped after the test."""
+    require_postgres()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh Polku, once on SQLite and once on PostgreSQL."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return Settings.build(database_url=url, data_dir=tmp_path)
+    return Settings.build(data_dir=tmp_path)
+
+
+@dataclass
+class Polku:
+    """A running Polku for one test: its runtime, an HTTP client and its credentials."""
+
+    runtime: Runtime
+    client: TestClient
+    write_key: str
+    admin_token: str
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.write_key, "")
+
+    def send(self, path: str, body: Any, **kwargs: Any) -> Any:
+        return self.client.post(path, json=body, auth=self.auth, **kwargs)
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until the pipeline has projected everything in the log."""
+        deadline = time.monotonic() + timeout
+        head = self.runtime.log.head()
+        while self.runtime.pipeline.position < head:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"pipeline stuck at {self.runtime.pipeline.position}, log head {head}"
+                )
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def polku(settings: Settings) -> Iterator[Polku]:
+    runtime = Runtime.open(settings)
+    created = runtime.bootstrap()
+    assert created is not None
+    key, token = created
+    app = create_app(settings, runtime)
+    try:
+        with TestClient(app) as client:
+            yield Polku(runtime, client, key, token.token)
+    finally:
+        runtime.close()
