@@ -71,8 +71,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for a fresh Polku, once on SQLite and once on PostgreSQL."""
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
-        return Settings.build(database_url=url, data_dir=tmp_path)
-    return Settings.build(data_dir=tmp_path)
+        return Settings.build(database_url=url, data_dir=tmp_path, pipeline="thread")
+    return Settings.build(data_dir=tmp_path, pipeline="thread")
 
 
 @dataclass

@@ -71,6 +71,16 @@ def _csv(raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def _synchronous(raw: str) -> str:
     value = raw.strip().upper()
     if value not in {"FULL", "NORMAL", "EXTRA"}:
@@ -113,10 +123,12 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
-        "run_pipeline",
-        True,
-        "Run the pipeline consumers (identity, profiles) inside the server process.",
-        _bool,
+        "pipeline",
+        "process",
+        "Where the pipeline consumers (identity, profiles) run: `process` (a child process "
+        "of `polku serve`, so projection work never slows the API), `thread` (inside the "
+        "server process) or `off` (another process runs them).",
+        _choice("process", "thread", "off"),
     ),
     Setting("pipeline_batch", 2000, "Events a pipeline consumer takes from the log at once.", int),
     Setting(
@@ -159,7 +171,7 @@ class Settings:
     max_batch_bytes: int = 500 * 1024
     max_body_bytes: int = 4 * 1024 * 1024
     auto_migrate: bool = True
-    run_pipeline: bool = True
+    pipeline: str = "process"
     pipeline_batch: int = 2000
     phone_region: str = "FI"
     shared_devices: frozenset[str] = frozenset()

@@ -1,7 +1,12 @@
 """A real `polku serve` process for acceptance tests: start, wait until healthy, kill, restart.
 
 The process is the installed `polku` command, exactly as an operator runs it. Its output goes
-to a log file that `tests/acceptance/conftest.py` attaches to the report of a failed test.
+to a log file; `polku_servers` stops every server it started and adds that output to the
+exception of a failing test, so the report shows what the server said.
+
+Imported as ``from server import ...``: pytest's default (prepend) import mode puts this
+folder on sys.path for its test modules. There is deliberately no conftest.py here, because
+test modules elsewhere import the root conftest by name.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-__all__ = ["PolkuServer", "free_port"]
+__all__ = ["PolkuServer", "free_port", "polku_servers"]
 
 POLKU = Path(sys.executable).with_name("polku")
 """The `polku` console script of the environment the tests run in (.venv/bin/polku)."""
@@ -137,3 +144,30 @@ class PolkuServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+@contextmanager
+def polku_servers(tmp_path: Path) -> Iterator[Callable[..., PolkuServer]]:
+    """Start servers with the yielded function (SQLite in `tmp_path`, or `database_url`).
+
+    On the way out every server is stopped; if the block raised, each server's output is
+    added to the exception as a note, which pytest prints with the failure.
+    """
+    servers: list[PolkuServer] = []
+
+    def start(database_url: str | None = None) -> PolkuServer:
+        name = f"server{len(servers) + 1}"
+        server = PolkuServer(tmp_path / name, tmp_path / f"{name}.log", database_url=database_url)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    except BaseException as exc:
+        for server in servers:
+            exc.add_note(f"--- polku serve output ({server.log_path}) ---\n{server.logs()}")
+        raise
+    finally:
+        for server in servers:
+            server.stop()

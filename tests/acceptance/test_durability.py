@@ -11,13 +11,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from server import PolkuServer
+from server import PolkuServer, polku_servers
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -128,16 +128,14 @@ def _check(server: PolkuServer, database_url: str) -> None:
     assert health["log_head"] >= len(everything)
 
 
-def test_acknowledged_events_survive_sigkill_on_sqlite(
-    polku_server: Callable[..., PolkuServer],
-) -> None:
-    server = polku_server()  # SQLite, POLKU_SQLITE_SYNCHRONOUS at its default (FULL)
-    _check(server, f"sqlite:///{server.sqlite_path}")
+def test_acknowledged_events_survive_sigkill_on_sqlite(tmp_path: Path) -> None:
+    with polku_servers(tmp_path) as start:
+        server = start()  # SQLite, POLKU_SQLITE_SYNCHRONOUS at its default (FULL)
+        _check(server, f"sqlite:///{server.sqlite_path}")
 
 
 @pytest.mark.postgres
-def test_acknowledged_events_survive_sigkill_on_postgres(
-    polku_server: Callable[..., PolkuServer], postgres_url: str
-) -> None:
-    server = polku_server(database_url=postgres_url)
-    _check(server, postgres_url)
+def test_acknowledged_events_survive_sigkill_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    with polku_servers(tmp_path) as start:
+        server = start(database_url=postgres_url)
+        _check(server, postgres_url)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from segment.analytics.client import Client
-from server import PolkuServer
+from server import PolkuServer, polku_servers
 from sqlalchemy import create_engine, select
 
 from polku.identity.tables import event_profiles, identifiers
@@ -72,11 +73,8 @@ def _journey(client: Client, user: str, anon: str) -> list[dict[str, Any]]:
     return [message for _, message in calls]
 
 
-@pytest.mark.parametrize("sync_mode", [True, False], ids=["sync", "batched"])
-def test_python_sdk_calls_land_on_the_right_profile(
-    polku_server: Callable[..., PolkuServer], sync_mode: bool
-) -> None:
-    server = polku_server()
+def _deliver(server: PolkuServer, sync_mode: bool, calls: Callable[[Client], list[Any]]) -> None:
+    """Make `calls` with an SDK client configured only through its public options."""
     errors: list[str] = []
     client = Client(
         write_key=server.write_key,
@@ -87,31 +85,79 @@ def test_python_sdk_calls_land_on_the_right_profile(
         upload_interval=0.05,
         on_error=lambda error, batch: errors.append(f"{error!r} {batch!r}"),
     )
-    user, anon = f"user-{uuid.uuid4().hex[:8]}", f"anon-{uuid.uuid4()}"
-    other_user = f"user-{uuid.uuid4().hex[:8]}"
     try:
-        sent = _journey(client, user, anon)
-        # Someone else on the same server must stay a different person.
-        _, other = client.track(
-            user_id=other_user, event="Store Visited", properties={"store_id": "HEL-01"}
-        )
+        calls(client)
         client.flush()
     finally:
-        client.shutdown()
+        if not sync_mode:  # in sync mode the SDK has no consumer threads to join
+            client.shutdown()
     assert errors == []
-    _settle(server, len(sent) + 1)
 
+
+@pytest.mark.parametrize("sync_mode", [True, False], ids=["sync", "batched"])
+def test_python_sdk_calls_land_on_the_right_profile(tmp_path: Path, sync_mode: bool) -> None:
+    user, anon = f"user-{uuid.uuid4().hex[:8]}", f"anon-{uuid.uuid4()}"
+    other_user = f"user-{uuid.uuid4().hex[:8]}"
+    sent: list[dict[str, Any]] = []
+
+    def calls(client: Client) -> list[Any]:
+        sent.extend(_journey(client, user, anon))
+        # Someone else on the same server must stay a different person.
+        queued, other = client.track(
+            user_id=other_user, event="Store Visited", properties={"store_id": "HEL-01"}
+        )
+        assert queued
+        sent.append(other)
+        return sent
+
+    with polku_servers(tmp_path) as start:
+        server = start()
+        _deliver(server, sync_mode, calls)
+        _settle(server, len(sent))
+        owners, rows = _read_projection(server, [user, anon, f"{user}@kauppa.fi", other_user], sent)
+
+    journey, other = sent[:-1], sent[-1]
+    # One profile holds the user id, the browser's anonymous id (joined by alias) and the email.
+    profile = owners[user]
+    assert owners[anon] == profile
+    assert owners[f"{user}@kauppa.fi"] == profile
+    assert owners[other_user] != profile
+
+    by_id = {row.message_id: row for row in rows}
+    assert len(rows) == len(sent), "every SDK call is in the log and resolved, once"
+    assert sorted(by_id) == sorted(m["messageId"] for m in sent)
+    for message in journey:
+        row = by_id[message["messageId"]]
+        assert row.type == message["type"]
+        assert row.profile_id == profile, f"{message['type']} landed on {row.profile_id}"
+    assert {m["type"] for m in journey} == {"page", "track", "identify", "alias", "group"}
+    assert by_id[other["messageId"]].profile_id == owners[other_user]
+
+    stored = orjson.loads(by_id[journey[0]["messageId"]].payload)
+    assert stored["context"]["library"]["name"] == "analytics-python"
+    assert stored["receivedAt"].endswith("Z")
+    assert stored["properties"]["title"] == "Parka"
+
+
+def _read_projection(
+    server: PolkuServer, values: list[str], sent: list[dict[str, Any]]
+) -> tuple[dict[str, str], list[Any]]:
+    """Identifier owners, and each sent message's log row with the profile it was given.
+
+    Read straight from the server's SQLite file (identity_identifiers and
+    identity_event_profiles), which is what any profile API would answer from.
+    """
     engine = create_engine(f"sqlite:///{server.sqlite_path}")
     try:
         with engine.connect() as conn:
-            owners = dict(
-                conn.execute(
+            owners = {
+                str(value): str(profile)
+                for value, profile in conn.execute(
                     select(identifiers.c.value, identifiers.c.profile_id).where(
-                        identifiers.c.value.in_([user, anon, f"{user}@kauppa.fi", other_user])
+                        identifiers.c.value.in_(values)
                     )
-                ).all()
-            )
-            ids = [m["messageId"] for m in [*sent, other]]
+                )
+            }
             rows = conn.execute(
                 select(
                     log_events.c.message_id,
@@ -120,34 +166,8 @@ def test_python_sdk_calls_land_on_the_right_profile(
                     event_profiles.c.profile_id,
                 )
                 .join(event_profiles, event_profiles.c.offset == log_events.c.offset)
-                .where(log_events.c.message_id.in_(ids))
+                .where(log_events.c.message_id.in_([m["messageId"] for m in sent]))
             ).all()
     finally:
         engine.dispose()
-
-    # One profile holds the user id, the browser's anonymous id (joined by alias) and the email.
-    profile = owners[user]
-    assert owners[anon] == profile
-    assert owners[f"{user}@kauppa.fi"] == profile
-    assert owners[other_user] != profile
-
-    by_id = {row.message_id: row for row in rows}
-    assert sorted(by_id) == sorted(ids), "every SDK call is in the log and resolved, once"
-    assert len(rows) == len(ids)
-    for message in sent:
-        row = by_id[message["messageId"]]
-        assert row.type == message["type"]
-        assert row.profile_id == profile, f"{message['type']} landed on {row.profile_id}"
-    assert {by_id[m["messageId"]].type for m in sent} == {
-        "page",
-        "track",
-        "identify",
-        "alias",
-        "group",
-    }
-    assert by_id[other["messageId"]].profile_id == owners[other_user]
-
-    stored = orjson.loads(by_id[sent[0]["messageId"]].payload)
-    assert stored["context"]["library"]["name"] == "analytics-python"
-    assert stored["receivedAt"].endswith("Z")
-    assert stored["properties"]["title"] == "Parka"
+    return owners, list(rows)

@@ -186,6 +186,21 @@ def test_unknown_write_key(polku: Polku, auth: dict[str, Any]) -> None:
     assert response.json()["error"]["field"] == "writeKey"
 
 
+def test_non_ascii_authorization_header(polku: Polku) -> None:
+    response = polku.client.post(
+        "/v1/track",
+        json={"userId": "u-1", "event": "A"},
+        headers={"Authorization": b"Basic \xe9\xe9=="},
+    )
+    _error(response, 401, "missing_write_key")
+
+
+def test_settings_document_for_a_malformed_key(polku: Polku) -> None:
+    for key in ("a%00b", "k" * 5000):
+        response = polku.client.get(f"/v1/projects/{key}/settings")
+        _error(response, 404, "unknown_write_key")
+
+
 def test_unknown_write_key_in_body(polku: Polku) -> None:
     response = polku.client.post("/v1/b", json={"batch": [_track()], "writeKey": "wk_nope"})
     error = _error(response, 401, "unknown_write_key")
@@ -537,6 +552,9 @@ def test_debugger_query_with_a_nul_character(polku: Polku) -> None:
         ("/v1/debugger/events", {"messageId": "a\x00b"}),
         ("/v1/debugger/rejections", {"code": "a\x00b"}),
         ("/v1/debugger/rejections", {"limit": "many"}),
+        ("/v1/debugger/rejections", {"before_id": str(10**20)}),
+        ("/v1/debugger/events", {"before_offset": str(10**20)}),
+        ("/v1/debugger/events", {"before_offset": "-1"}),
     ):
         response = polku.client.get(path, params=params, headers=polku.admin)
         assert 400 <= response.status_code < 500, response.text

@@ -126,10 +126,27 @@ def test_write_key_in_body_and_text_plain_as_analytics_next_sends(polku: Polku) 
     # analytics-next's batching dispatcher: no Authorization header, writeKey in the body,
     # Content-Type text/plain (a "simple" request that needs no CORS preflight).
     ids = [_mid(), _mid()]
+    context = {
+        "library": {"name": "analytics.js", "version": "npm:next-1.70.0"},
+        "page": {"path": "/", "url": "https://kauppa.fi/"},
+    }
     body = {
         "batch": [
-            {"type": "page", "anonymousId": "a-2", "messageId": ids[0], "name": "Home"},
-            {"type": "track", "anonymousId": "a-2", "messageId": ids[1], "event": "Clicked"},
+            {
+                "type": "page",
+                "anonymousId": "a-2",
+                "messageId": ids[0],
+                "name": "Home",
+                "context": context,
+            },
+            {
+                "type": "track",
+                "anonymousId": "a-2",
+                "messageId": ids[1],
+                "event": "Clicked",
+                "context": context,
+                "writeKey": polku.write_key,
+            },
         ],
         "sentAt": _iso(datetime.now(UTC)),
         "writeKey": polku.write_key,
@@ -141,7 +158,7 @@ def test_write_key_in_body_and_text_plain_as_analytics_next_sends(polku: Polku) 
     assert response.json()["accepted"] == 2
     stored = _one(polku, ids[1])["message"]
     assert "writeKey" not in stored  # the key is a credential, never kept in the log
-    assert stored["context"]["channel"] != "app"
+    assert stored["context"]["channel"] == "web"  # derived from the library and page
 
 
 def test_write_key_in_body_of_a_single_message(polku: Polku) -> None:

@@ -81,6 +81,7 @@ def _openapi(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _NO_NUL = r"^[^\x00]*$"  # query values reach SQL; PostgreSQL cannot compare a NUL
+_MAX_BIGINT = 2**63 - 1  # larger page cursors overflow the databases' integer parameters
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -109,13 +110,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _basic_user(request: Request) -> str | None:
+    """The write key in the Basic ``Authorization`` header; None for a header that has none.
+
+    A header with non-ASCII bytes makes `base64.b64decode` raise ValueError; that is a header
+    without a usable key (answered 401), not a server error.
+    """
+    try:
+        return basic_auth_username(request.headers.get("authorization"))
+    except ValueError:
+        return None
+
+
 async def _receive(request: Request, endpoint: str, implied_type: str | None) -> Response:
     rt = runtime(request)
-    basic_user = basic_auth_username(request.headers.get("authorization"))
+    basic_user = _basic_user(request)
     try:
         body = await _read_body(request, rt.settings.max_body_bytes)
     except PayloadTooLarge as exc:
-        await rt.intake.refuse(endpoint, exc, basic_user=basic_user, payload=b"")
+        await rt.intake.refuse(endpoint, exc, basic_user=basic_user)
         raise
     result = await rt.intake.receive(
         endpoint,
@@ -257,7 +270,9 @@ async def debugger_rejections(
     request: Request,
     workspace: AdminWorkspace,
     limit: int = Query(100, ge=1, le=1000),
-    before_id: int | None = Query(None, description="Page: only rejections older than this id."),
+    before_id: int | None = Query(
+        None, ge=0, le=_MAX_BIGINT, description="Page: only rejections older than this id."
+    ),
     code: str | None = Query(None, description="Only this error code.", pattern=_NO_NUL),
 ) -> Response:
     """Rejected events and requests, newest first, with the reason and the field at fault."""
@@ -274,7 +289,9 @@ async def debugger_events(
     request: Request,
     workspace: AdminWorkspace,
     limit: int = Query(50, ge=1, le=500),
-    before_offset: int | None = Query(None, description="Page: only events older than this."),
+    before_offset: int | None = Query(
+        None, ge=0, le=_MAX_BIGINT, description="Page: only events older than this."
+    ),
     message_id: str | None = Query(None, alias="messageId", pattern=_NO_NUL),
 ) -> Response:
     """The newest accepted events as stored in the log, to check what arrived from where."""

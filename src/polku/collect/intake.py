@@ -62,11 +62,16 @@ class Intake:
         return self._keys.source(write_key)
 
     async def refuse(
-        self, endpoint: str, error: PolkuError, *, basic_user: str | None, payload: bytes
+        self,
+        endpoint: str,
+        error: PolkuError,
+        *,
+        basic_user: str | None,
+        payload: bytes | None = None,
     ) -> None:
         """Record a request refused before it reached `receive` (e.g. a body over the limit)."""
         await self._dead_letter(
-            [Rejection(error.code, error.message, error.field, payload=payload[:65536])],
+            [Rejection(error.code, error.message, error.field, payload=payload)],
             endpoint,
             self.source(basic_user),
             int(time.time() * 1000),

@@ -387,7 +387,9 @@ def prepare(
 
     original = _parse_time(msg.get("originalTimestamp"), "originalTimestamp", raw, index)
     client_ts = _parse_time(msg.get("timestamp"), "timestamp", raw, index)
-    sent_raw = msg.get("sentAt", batch_sent_at)
+    sent_raw = msg.get("sentAt")
+    if sent_raw is None:
+        sent_raw = batch_sent_at  # the SDKs stamp sentAt once per batch
     sent_at = _parse_time(sent_raw, "sentAt", raw, index)
     if original is None:
         original = client_ts

@@ -32,7 +32,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -265,17 +265,36 @@ _CUSTOMER_AT_TILL: Final = {
 }
 _STORE_REQUIRED: Final = _id("The store, as your store list names it, e.g. `HEL-01`.")
 
-# (name, category, description, properties, required)
-_DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[str]], ...]] = (
+
+def _event(
+    name: str,
+    category: str,
+    description: str,
+    properties: Mapping[str, PropertySpec],
+    *,
+    required: Collection[str] = (),
+) -> EventSpec:
+    """An `EventSpec` with the common properties added (the event's own definition wins)."""
+    if category not in CATEGORIES:
+        raise ValueError(f"{name}: unknown category {category!r}")
+    merged = dict(properties)
+    for key, common in COMMON_PROPERTIES.items():
+        merged.setdefault(key, common)
+    missing = set(required) - merged.keys()
+    if missing:
+        raise ValueError(f"{name}: required but not defined: {sorted(missing)}")
+    return EventSpec(name, category, description, MappingProxyType(merged), frozenset(required))
+
+
+_DECLARED: Final[tuple[EventSpec, ...]] = (
     # Segment e-commerce v2: browsing
-    (
+    _event(
         "Products Searched",
         "ecommerce",
         "The shopper searched for products.",
         {"query": PropertySpec("string_or_object", "What the shopper searched for.")},
-        frozenset(),
     ),
-    (
+    _event(
         "Product List Viewed",
         "ecommerce",
         "The shopper viewed a product list or category.",
@@ -284,9 +303,8 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "category": _text("The category shown."),
             "products": _PRODUCT,
         },
-        frozenset(),
     ),
-    (
+    _event(
         "Product List Filtered",
         "ecommerce",
         "The shopper filtered or sorted a product list.",
@@ -301,32 +319,28 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             ),
             "products": _PRODUCT,
         },
-        frozenset(),
     ),
     # promotions
-    (
+    _event(
         "Promotion Viewed",
         "ecommerce",
         "The shopper saw an internal promotion (a banner, a tile).",
         dict(_PROMOTION),
-        frozenset(),
     ),
-    (
+    _event(
         "Promotion Clicked",
         "ecommerce",
         "The shopper clicked an internal promotion.",
         dict(_PROMOTION),
-        frozenset(),
     ),
     # core ordering
-    (
+    _event(
         "Product Clicked",
         "ecommerce",
         "The shopper clicked a product in a list.",
         dict(_PRODUCT_FIELDS),
-        frozenset(),
     ),
-    (
+    _event(
         "Product Viewed",
         "ecommerce",
         "The shopper viewed a product's details (page, screen or preview).",
@@ -335,30 +349,26 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             currency=_CURRENCY,
             value=_money("Total value of the product after quantity."),
         ),
-        frozenset(),
     ),
-    (
+    _event(
         "Product Added",
         "ecommerce",
         "The shopper added a product to the cart.",
         _props(_CART, _PRODUCT_FIELDS),
-        frozenset(),
     ),
-    (
+    _event(
         "Product Removed",
         "ecommerce",
         "The shopper removed a product from the cart.",
         _props(_CART, _PRODUCT_FIELDS),
-        frozenset(),
     ),
-    (
+    _event(
         "Cart Viewed",
         "ecommerce",
         "The shopper viewed the cart.",
         _props(_CART, products=_PRODUCT),
-        frozenset(),
     ),
-    (
+    _event(
         "Checkout Started",
         "ecommerce",
         "The shopper started checkout; include every product in the cart.",
@@ -366,37 +376,32 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             _ORDER,
             value=_money("Revenue with discounts and coupons taken into account."),
         ),
-        frozenset(),
     ),
-    (
+    _event(
         "Checkout Step Viewed",
         "ecommerce",
         "The shopper viewed a checkout step.",
         dict(_CHECKOUT_STEP),
-        frozenset(),
     ),
-    (
+    _event(
         "Checkout Step Completed",
         "ecommerce",
         "The shopper completed a checkout step.",
         dict(_CHECKOUT_STEP),
-        frozenset(),
     ),
-    (
+    _event(
         "Payment Info Entered",
         "ecommerce",
         "The shopper entered payment information.",
         _props(_CHECKOUT_STEP, order_id=_id("Order id, if known.")),
-        frozenset(),
     ),
-    (
+    _event(
         "Order Updated",
         "ecommerce",
         "An order changed; include every product in it.",
         dict(_ORDER),
-        frozenset(),
     ),
-    (
+    _event(
         "Order Completed",
         "ecommerce",
         "The shopper completed an order online; include every product in it.",
@@ -405,9 +410,8 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             checkout_id=_id("Checkout id."),
             subtotal=_money("Order total after discounts, before tax and shipping."),
         ),
-        frozenset(),
     ),
-    (
+    _event(
         "Order Refunded",
         "ecommerce",
         "An order was refunded, wholly or partly; amounts may be positive or negative.",
@@ -421,82 +425,71 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "currency": _CURRENCY,
             "products": _REFUND_PRODUCT,
         },
-        frozenset(),
     ),
-    (
+    _event(
         "Order Cancelled",
         "ecommerce",
         "An order was cancelled; include every product in it.",
         dict(_ORDER),
-        frozenset(),
     ),
     # coupons
-    (
+    _event(
         "Coupon Entered",
         "ecommerce",
         "The shopper entered a coupon code.",
         {k: _COUPON[k] for k in ("order_id", "cart_id", "coupon_id")},
-        frozenset(),
     ),
-    (
+    _event(
         "Coupon Applied",
         "ecommerce",
         "A coupon was applied to the cart or order.",
         _props(_COUPON, discount=_money("Discount the coupon gave, as a positive amount.")),
-        frozenset(),
     ),
-    (
+    _event(
         "Coupon Denied",
         "ecommerce",
         "A coupon was refused.",
         _props(_COUPON, reason=_text("Why, e.g. `expired`.")),
-        frozenset(),
     ),
-    (
+    _event(
         "Coupon Removed",
         "ecommerce",
         "The shopper removed a coupon.",
         _props(_COUPON, discount=_money("Discount the coupon had given, as a positive amount.")),
-        frozenset(),
     ),
     # wishlists
-    (
+    _event(
         "Product Added to Wishlist",
         "ecommerce",
         "The shopper added a product to a wishlist.",
         _props(_WISHLIST, _PRODUCT_FIELDS),
-        frozenset(),
     ),
-    (
+    _event(
         "Product Removed from Wishlist",
         "ecommerce",
         "The shopper removed a product from a wishlist.",
         _props(_WISHLIST, _PRODUCT_FIELDS),
-        frozenset(),
     ),
-    (
+    _event(
         "Wishlist Product Added to Cart",
         "ecommerce",
         "The shopper moved a wishlist product to the cart.",
         _props(_WISHLIST, _CART, _PRODUCT_FIELDS),
-        frozenset(),
     ),
     # sharing and reviewing
-    (
+    _event(
         "Product Shared",
         "ecommerce",
         "The shopper shared a product.",
         _props(_SHARE, {k: v for k, v in _PRODUCT_FIELDS.items() if k != "position"}),
-        frozenset(),
     ),
-    (
+    _event(
         "Cart Shared",
         "ecommerce",
         "The shopper shared the cart.",
         _props(_SHARE, _CART, products=_PRODUCT),
-        frozenset(),
     ),
-    (
+    _event(
         "Product Reviewed",
         "ecommerce",
         "The shopper reviewed a product.",
@@ -506,10 +499,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "review_body": _text("The review's text."),
             "rating": PropertySpec("string_or_number", 'Star rating, e.g. `5` or `"5"`.'),
         },
-        frozenset(),
     ),
     # the physical store
-    (
+    _event(
         "Store Stock Checked",
         "store",
         "The shopper (or staff for them) looked up a product's stock in one store.",
@@ -522,9 +514,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "in_stock": PropertySpec("boolean", "Whether the shopper was told it is in stock."),
             "quantity_available": _count("Units shown as available."),
         },
-        frozenset({"store_id"}),
+        required={"store_id"},
     ),
-    (
+    _event(
         "Store Visited",
         "store",
         "The person was in a store (check-in, Wi-Fi, beacon, geofence, appointment, staff).",
@@ -534,9 +526,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "method": _text("How the visit was detected, e.g. `check_in`, `wifi`, `geofence`."),
             "dwell_seconds": _count("Time spent in the store, in seconds."),
         },
-        frozenset({"store_id"}),
+        required={"store_id"},
     ),
-    (
+    _event(
         "POS Order Completed",
         "store",
         "A till receipt: a purchase in a store, with the identifiers the till captured.",
@@ -558,9 +550,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             currency=_CURRENCY,
             payment_method=_text("Payment method type, e.g. `card`, `cash` (never a card number)."),
         ),
-        frozenset({"store_id", "receipt_id"}),
+        required={"store_id", "receipt_id"},
     ),
-    (
+    _event(
         "Click and Collect Reserved",
         "store",
         "An order or reservation was placed for collection in a store.",
@@ -572,9 +564,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "currency": _CURRENCY,
             "ready_by": PropertySpec("datetime", "When the order was promised to be ready."),
         },
-        frozenset({"order_id", "store_id"}),
+        required={"order_id", "store_id"},
     ),
-    (
+    _event(
         "Click and Collect Ready",
         "store",
         "A click-and-collect order is ready for pick-up in the store.",
@@ -583,9 +575,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "store_id": _STORE_REQUIRED,
             "collect_by": PropertySpec("datetime", "Last moment to collect before release."),
         },
-        frozenset({"order_id", "store_id"}),
+        required={"order_id", "store_id"},
     ),
-    (
+    _event(
         "Click and Collect Picked Up",
         "store",
         "The customer collected a click-and-collect order.",
@@ -595,9 +587,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "products": _products(_PRODUCT_FIELDS, "Products collected, if not all of them."),
             "staff_id": _id("Staff member who handed the order over."),
         },
-        frozenset({"order_id", "store_id"}),
+        required={"order_id", "store_id"},
     ),
-    (
+    _event(
         "Return Requested",
         "store",
         "The customer asked to return products (online, in the app or by phone).",
@@ -612,9 +604,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "currency": _CURRENCY,
             "return_by": PropertySpec("datetime", "Last day the return is accepted."),
         },
-        frozenset({"order_id"}),
+        required={"order_id"},
     ),
-    (
+    _event(
         "Return Received",
         "store",
         "Returned products arrived at a store till or the warehouse.",
@@ -632,17 +624,15 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             },
             _CUSTOMER_AT_TILL,
         ),
-        frozenset(),
     ),
     # research
-    (
+    _event(
         "Size Guide Viewed",
         "research",
         "The shopper opened a product's size guide.",
         {k: _PRODUCT_FIELDS[k] for k in ("product_id", "sku", "name", "category", "brand")},
-        frozenset(),
     ),
-    (
+    _event(
         "Delivery Info Viewed",
         "research",
         "The shopper read delivery or collection options for a product or the cart.",
@@ -650,9 +640,8 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             {k: _PRODUCT_FIELDS[k] for k in ("product_id", "sku", "name")},
             _CART,
         ),
-        frozenset(),
     ),
-    (
+    _event(
         "Reviews Viewed",
         "research",
         "The shopper read a product's reviews.",
@@ -663,10 +652,9 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "review_count": _count("Number of reviews shown."),
             "rating": _money("Average rating shown, e.g. 4.5."),
         },
-        frozenset(),
     ),
     # consent
-    (
+    _event(
         "Consent Updated",
         "consent",
         "The person gave or withdrew consent for one purpose, on one channel or all of them.",
@@ -677,31 +665,17 @@ _DECLARED: Final[tuple[tuple[str, str, str, dict[str, PropertySpec], frozenset[s
             "source": _text("Where it was given, e.g. `checkout`, `preference_centre`, `store`."),
             "policy_version": _id("Version of the consent text the person saw."),
         },
-        frozenset({"purpose", "granted"}),
+        required={"purpose", "granted"},
     ),
 )
 
 
 def _build_registry() -> dict[str, EventSpec]:
     registry: dict[str, EventSpec] = {}
-    for name, category, description, properties, required in _DECLARED:
-        if category not in CATEGORIES:
-            raise ValueError(f"{name}: unknown category {category!r}")
-        if name in registry:
-            raise ValueError(f"{name}: declared twice")
-        merged = {**properties}
-        for key, common in COMMON_PROPERTIES.items():
-            merged.setdefault(key, common)
-        missing = required - merged.keys()
-        if missing:
-            raise ValueError(f"{name}: required but not defined: {sorted(missing)}")
-        registry[name] = EventSpec(
-            name=name,
-            category=category,
-            description=description,
-            properties=MappingProxyType(merged),
-            required=required,
-        )
+    for spec in _DECLARED:
+        if spec.name in registry:
+            raise ValueError(f"{spec.name}: declared twice")
+        registry[spec.name] = spec
     return registry
 
 

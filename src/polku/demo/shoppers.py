@@ -19,8 +19,9 @@ journey           what the shopper does
 
 Every message has a ``messageId``, a ``timestamp`` and ``context.channel``; web messages carry
 ``context.page``, app messages ``context.app`` and ``context.device`` (``ios``/``android``), and
-till messages ``context.device`` of type ``pos`` marked ``shared`` plus ``properties.store_id``,
-``receipt_id`` and the loyalty card or receipt email the customer gave.
+till messages ``context.device`` of type ``pos`` marked ``shared`` plus ``properties.store_id``
+and the loyalty card or receipt email the customer gave (and a sale its ``receipt_id``). The
+event names and properties follow `polku.collect.vocabulary`.
 
 Reproducible: everything, message ids included, comes from a seeded `random.Random`, and time
 comes from a simulated clock that starts at a fixed instant unless ``start`` is given, so one seed
@@ -270,7 +271,7 @@ _PLATFORMS: Final = {
     ),
 }
 _PAYMENT_METHODS: Final = ("card", "card", "mobilepay", "invoice")
-_RETURN_REASONS: Final = ("Väärä koko", "Ei vastannut odotuksia", "Väri erilainen kuin kuvassa")
+_RETURN_REASONS: Final = ("wrong_size", "not_as_expected", "colour_differs")
 
 # Identifiers are made unique by stepping through the number space with a step that is prime to
 # it (a full cycle), so two shoppers never share a card or phone however long the demo runs.
@@ -360,16 +361,18 @@ def _vat(cents: int) -> int:
 
 
 def _order_properties(lines: list[_Line], *, delivered: bool) -> dict[str, Any]:
-    """Segment e-commerce order amounts: total includes shipping; revenue excludes it and VAT."""
-    subtotal = sum(line.cents for line in lines)
-    shipping = _SHIPPING_CENTS if delivered and subtotal < _FREE_SHIPPING_CENTS else 0
-    total = subtotal + shipping
+    """Segment e-commerce order amounts. Prices include VAT, as shelf prices do in Finland, so
+    ``total`` (what was paid) is products plus shipping, while ``subtotal`` and ``revenue`` are
+    the products without VAT and without shipping, and ``tax`` is all the VAT paid."""
+    goods = sum(line.cents for line in lines)
+    shipping = _SHIPPING_CENTS if delivered and goods < _FREE_SHIPPING_CENTS else 0
+    net = goods - _vat(goods)
     return {
-        "total": total / 100,
-        "subtotal": subtotal / 100,
-        "revenue": (subtotal - _vat(subtotal)) / 100,
+        "total": (goods + shipping) / 100,
+        "subtotal": net / 100,
+        "revenue": net / 100,
         "shipping": shipping / 100,
-        "tax": _vat(total) / 100,
+        "tax": (_vat(goods) + _vat(shipping)) / 100,
         "currency": _CURRENCY,
         "products": [_order_item(line) for line in lines],
     }
@@ -523,7 +526,8 @@ class _Trip:
             "library": dict(_POS_LIBRARY),
             "device": {"id": store.till_id(till), "type": "pos", "shared": True},
         }
-        body = {"event": event, "properties": {"store_id": store.id, **properties}}
+        properties = {"store_id": store.id, "register_id": store.till_id(till), **properties}
+        body = {"event": event, "properties": properties}
         self._emit("track", {"anonymousId": session}, body, "store", context)
 
     def tablet_track(self, store: DemoStore, event: str, properties: dict[str, Any]) -> None:
@@ -754,6 +758,7 @@ class ShopperSimulator:
                     "store_name": store.name,
                     "product_id": chosen.product.id,
                     "sku": chosen.product.sku(chosen.size),
+                    "name": chosen.product.name,
                     "variant": chosen.colour,
                     "in_stock": in_stock,
                     "quantity_available": rng.randint(1, 6) if in_stock else 0,
@@ -816,7 +821,11 @@ class ShopperSimulator:
         trip.tablet_track(
             store,
             "Store Visited",
-            {"store_name": store.name, "loyalty_card": trip.shopper.loyalty_card},
+            {
+                "store_name": store.name,
+                "method": "loyalty_card",
+                "loyalty_card": trip.shopper.loyalty_card,
+            },
         )
         trip.wait(1 * _HOUR, 2 * _DAY)
         trip.screen("Etusivu")
@@ -959,21 +968,26 @@ class ShopperSimulator:
         refund = _order_properties(returned, delivered=False)
         store = next(s for s in STORES if s.id == trip.shopper.home_store_id)
         return_id = f"RET{self._next_serial()}"
-        reason = rng.choice(_RETURN_REASONS)
-        request = {
+        returning = {
             "return_id": return_id,
             "order_id": order,
-            "reason": reason,
             "products": refund["products"],
+            "total": refund["total"],
+            "currency": _CURRENCY,
+        }
+        request = {
+            **returning,
+            "reason": rng.choice(_RETURN_REASONS),
+            "return_method": "store",
+            "store_id": store.id,
         }
         trip.wait(2 * _DAY, 8 * _DAY)
         till = rng.randint(1, store.tills)
         session = trip.new_id()
-        receipt = f"R-{store.code.upper()}-{self._next_serial()}"
-        at_till = {"receipt_id": receipt, **trip.receipt_identity(email_chance=0.5)}
+        at_till = trip.receipt_identity(email_chance=0.5)
         if rng.random() < 0.5:  # announced online first, then brought to the store
             trip.page("/tilaukset/palautus", "Palauta tuote")
-            trip.web_track("Return Requested", {**request, "store_id": store.id})
+            trip.web_track("Return Requested", request)
             trip.wait(12 * _HOUR, 3 * _DAY)
             trip.wait_for_opening()
         else:
@@ -985,7 +999,7 @@ class ShopperSimulator:
             till,
             session,
             "Return Received",
-            {**request, **at_till, "refund": refund["total"], "currency": _CURRENCY},
+            {**returning, **at_till, "refund_method": "card", "condition": "resellable"},
         )
         trip.wait(5, 40)
         trip.till_track(

@@ -7,17 +7,21 @@ about an append, so an event is usually projected milliseconds after it was ackn
 Failures: a database outage makes the runner back off and retry the same events (nothing is
 skipped); an event that a consumer cannot process even on its own is recorded as a dead letter
 with the reason, and the consumer moves past it so one bad event cannot stop the pipeline.
+Each batch is checked against the consumer's checkpoint inside the transaction that moves it,
+so a log that redelivers events, or two workers running the same consumer, never apply an
+event twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -49,8 +53,8 @@ class Pipeline:
         self._batch = batch
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._idle_poll = 1.0
         self._thread: threading.Thread | None = None
-        self._position = -1  # lowest checkpoint of all consumers, once known
         log.subscribe(lambda _head: self._wake.set())
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -73,10 +77,18 @@ class Pipeline:
 
     @property
     def position(self) -> int:
-        """Offset up to which every consumer has processed the log."""
-        if self._position < 0:
-            self._position = min((self.checkpoint(c.name) for c in self.consumers), default=0)
-        return self._position
+        """Offset up to which every consumer has processed the log (read from the database,
+        so it is right whichever process runs the consumers)."""
+        names = [c.name for c in self.consumers]
+        with self._engine.connect() as conn:
+            rows = dict(
+                conn.execute(
+                    select(checkpoints.c.consumer, checkpoints.c.offset).where(
+                        checkpoints.c.consumer.in_(names)
+                    )
+                ).all()
+            )
+        return min((int(rows.get(name, 0)) for name in names), default=0)
 
     # -- processing ----------------------------------------------------------------------
 
@@ -93,6 +105,8 @@ class Pipeline:
             else:
                 events = self._log.read(start, self._batch)
                 cached = (start, events)
+            # An at-least-once log may hand back events this consumer has already processed.
+            events = [e for e in events if e.offset > start]
             if upstream is not None:
                 events = [e for e in events if e.offset <= upstream]
             events = _until_control(events)
@@ -100,14 +114,32 @@ class Pipeline:
                 self._apply(consumer, events)
                 seen += len(events)
             upstream = self.checkpoint(consumer.name)
-        self._position = min((self.checkpoint(c.name) for c in self.consumers), default=0)
         return seen
+
+    def _claim(
+        self, conn: Connection, name: str, events: Sequence[LoggedEvent]
+    ) -> list[LoggedEvent]:
+        """The events still to process, checked inside the transaction that will move the
+        checkpoint, so that two workers running the same consumer never both apply an event.
+
+        On PostgreSQL a transaction-level advisory lock per consumer makes the second worker
+        wait for the first one's commit; SQLite's ``BEGIN IMMEDIATE`` (see `writing`) already
+        admits one writer at a time.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})
+        done = conn.execute(
+            select(checkpoints.c.offset).where(checkpoints.c.consumer == name)
+        ).scalar()
+        return [e for e in events if e.offset > int(done or 0)]
 
     def _apply(self, consumer: Consumer, events: list[LoggedEvent]) -> None:
         try:
             with writing(self._engine) as conn:
-                consumer.handle(conn, events)
-                self._set_checkpoint(conn, consumer.name, events[-1].offset)
+                todo = self._claim(conn, consumer.name, events)
+                if todo:
+                    consumer.handle(conn, todo)
+                    self._set_checkpoint(conn, consumer.name, todo[-1].offset)
             return
         except (OperationalError, Unavailable):
             raise
@@ -121,14 +153,16 @@ class Pipeline:
         for event in events:
             try:
                 with writing(self._engine) as conn:
-                    consumer.handle(conn, [event])
-                    self._set_checkpoint(conn, consumer.name, event.offset)
+                    if self._claim(conn, consumer.name, [event]):
+                        consumer.handle(conn, [event])
+                        self._set_checkpoint(conn, consumer.name, event.offset)
             except (OperationalError, Unavailable):
                 raise
             except Exception as exc:
                 with writing(self._engine) as conn:
-                    record_pipeline_failure(conn, consumer.name, event, exc)
-                    self._set_checkpoint(conn, consumer.name, event.offset)
+                    if self._claim(conn, consumer.name, [event]):
+                        record_pipeline_failure(conn, consumer.name, event, exc)
+                        self._set_checkpoint(conn, consumer.name, event.offset)
 
     def run_until_caught_up(self, timeout: float = 60.0) -> int:
         """Process until every consumer has reached the log's head (CLI, tests, replay)."""
@@ -142,14 +176,21 @@ class Pipeline:
         return total
 
     def replay(self) -> int:
-        """Rebuild every projection from the log: reset all consumers, then process it all."""
+        """Rebuild every projection from the log: reset all consumers, then process it all.
+
+        A background thread that was running is stopped for the rebuild and started again.
+        """
+        was_running = self._thread is not None
         self.stop()
-        with writing(self._engine) as conn:
-            for consumer in reversed(self.consumers):
-                consumer.reset(conn)
-                self._set_checkpoint(conn, consumer.name, 0)
-        self._position = 0
-        return self.run_until_caught_up(timeout=24 * 3600)
+        try:
+            with writing(self._engine) as conn:
+                for consumer in reversed(self.consumers):
+                    consumer.reset(conn)
+                    self._set_checkpoint(conn, consumer.name, 0)
+            return self.run_until_caught_up(timeout=24 * 3600)
+        finally:
+            if was_running:
+                self.start()
 
     # -- background thread ---------------------------------------------------------------
 
@@ -160,9 +201,17 @@ class Pipeline:
         self._thread = threading.Thread(target=self._run, name="polku-pipeline", daemon=True)
         self._thread.start()
 
+    def run_forever(self, idle_poll: float = 1.0) -> None:
+        """Process the log until `stop()`; wait `idle_poll` s for an append when idle."""
+        self._idle_poll = idle_poll
+        self._run()
+
     def _run(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
+            # Cleared before the cycle, not after it: an append that lands while the cycle
+            # runs must wake the next wait instead of being lost for `idle_poll` seconds.
+            self._wake.clear()
             try:
                 seen = self.run_once()
                 backoff = 0.1
@@ -178,8 +227,7 @@ class Pipeline:
                 self._stop.wait(1.0)
                 continue
             if seen == 0:
-                self._wake.wait(1.0)
-                self._wake.clear()
+                self._wake.wait(self._idle_poll)
 
     def stop(self) -> None:
         self._stop.set()
@@ -189,13 +237,20 @@ class Pipeline:
             self._thread = None
 
     async def wait_for(self, offset: int, timeout: float = 10.0) -> bool:
-        """Wait until every consumer has processed the log up to `offset` (read-your-writes)."""
+        """Wait until every consumer has processed the log up to `offset` (read-your-writes),
+        whichever process runs them."""
         deadline = time.monotonic() + timeout
-        while self._position < offset:
+        while await asyncio.to_thread(lambda: self.position) < offset:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.005)
         return True
+
+
+def _lock_key(consumer: str) -> int:
+    """The PostgreSQL advisory lock key of one consumer: a signed 64-bit hash of its name."""
+    digest = hashlib.blake2b(f"polku.pipeline\x00{consumer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _until_control(events: list[LoggedEvent]) -> list[LoggedEvent]:
