@@ -115,7 +115,7 @@ def basic_auth_username(header: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=False).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError covers UnicodeDecodeError
         return None
     return decoded.split(":", 1)[0] or None
 

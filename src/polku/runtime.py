@@ -69,7 +69,7 @@ class Runtime:
             log=log,
             pipeline=pipeline,
             keys=keys,
-            intake=Intake(settings, engine, log, keys),
+            intake=Intake(settings, engine, log, keys, identity),
             identity=identity,
         )
 

@@ -214,12 +214,6 @@ def test_replay_rebuilds_the_same_projections(polku: Polku) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="profiles/projection.py writes a stub row for a merged profile only when the "
-    "profile already had a row before the batch that merged it, so the stub's existence "
-    "depends on batch boundaries, which differ between live processing and a replay",
-)
 def test_replay_rebuilds_the_rows_of_merged_profiles(polku: Polku) -> None:
     a_day_of_events(polku)
     before = snapshot(polku.runtime.engine, merged_profiles=True)

@@ -197,6 +197,25 @@ def test_one_person_across_web_app_and_store(polku: Polku) -> None:
     assert len(page["events"]) == 6
 
 
+def test_a_profile_created_and_merged_in_one_batch_still_resolves(polku: Polku) -> None:
+    # one request, so the pipeline sees the anonymous profile and its merge in one batch
+    batch(
+        polku,
+        {"type": "page", "anonymousId": "a1", "timestamp": ts(9), "context": {"channel": "web"}},
+        {"type": "identify", "userId": "u1", "anonymousId": "a2", "timestamp": ts(10)},
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "timestamp": ts(11)},
+    )
+    person = lookup(polku, "user_id", "u1")
+    merges = get(polku, f"/v1/profiles/{person}/merges")["merges"]
+    assert len(merges) == 1
+    web_profile = merges[0]["loser_id"]
+    for path in ("", "/timeline", "/consent"):
+        found = get(polku, f"/v1/profiles/{web_profile}{path}")
+        assert found["profile_id"] == person, path
+        assert found["redirected_from"] == web_profile, path
+    assert get(polku, f"/v1/profiles/{person}")["event_count"] == 3
+
+
 def test_timeline_has_every_channel_newest_first_and_filters(polku: Polku) -> None:
     person, _ = journey(polku)
     path = f"/v1/profiles/{person}/timeline"

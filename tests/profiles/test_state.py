@@ -229,11 +229,6 @@ def test_events_after_a_merge_still_follow_event_time() -> None:
     assert merged.last_seen == 2500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="state.py bug: on equal event times _set_trait/_set_consent let the merged-in "
-    "(losing) profile's value win, so the result depends on which profile survives",
-)
 def test_merge_is_commutative_when_two_values_have_the_same_time() -> None:
     a, b = fresh("p_a"), fresh("p_b")
     apply_event(a, identify(1000, city="Espoo"))

@@ -11,9 +11,10 @@ Resolution of one event (identifiers in priority order, highest first):
    are ignored.
 3. Every later identifier is attached to the chosen profile if it is new and within limits;
    if it belongs to another profile, that profile is merged into the chosen one unless the
-   merge would break a limit (two userIds) or an un-merge has kept the two apart. The first
-   identifier that cannot be taken stops the walk: it and all lower-priority ones are
-   ignored for this event (never half-joined).
+   merge would break a limit (two userIds) or an un-merge has kept the two apart (which also
+   holds for any profile merged into either of them later). The first identifier that
+   cannot be taken stops the walk: it and all lower-priority ones are ignored for this
+   event (never half-joined).
 4. With no known identifier at all, the event starts a new profile.
 
 Shared devices (tills, kiosks) are never used to join. Profile and merge ids are derived from

@@ -124,23 +124,40 @@ class SqlLog:
                 return
             try:
                 head = self._commit([row for item in group for row in item.rows])
-            except Exception as exc:  # every waiter must hear about the failure
+            except Unavailable as exc:  # the database is down: nobody's events are stored
+                for item in group:
+                    _settle(item, None, exc)
+                continue
+            except Exception:
+                # Something in one request broke the shared commit; commit each request on
+                # its own so the others are still stored and only the culprit is refused.
+                logger.exception("grouped log append failed; retrying requests one by one")
+                head = self._commit_one_by_one(group)
+            else:
+                for item in group:
+                    _settle(item, head, None)
+            for listener in list(self._listeners):
+                try:
+                    listener(head)
+                except Exception:  # a listener must never break the writer
+                    logger.exception("log listener failed")
+
+    def _commit_one_by_one(self, group: list[_Pending]) -> int:
+        head = 0
+        for item in group:
+            try:
+                head = self._commit(item.rows)
+            except Exception as exc:
                 if not isinstance(exc, Unavailable):
                     logger.exception("log append failed")
                     exc = Unavailable(
                         "The events could not be stored; nothing was acknowledged.",
                         hint="Retry the request; Polku deduplicates by messageId.",
                     )
-                for item in group:
-                    _settle(item, None, exc)
-                continue
-            for item in group:
+                _settle(item, None, exc)
+            else:
                 _settle(item, head, None)
-            for listener in list(self._listeners):
-                try:
-                    listener(head)
-                except Exception:  # a listener must never break the writer
-                    logger.exception("log listener failed")
+        return head
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> int:
         with translate_errors("appending events to the log"), writing(self._engine) as conn:

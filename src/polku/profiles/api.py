@@ -247,6 +247,14 @@ def _unknown_profile(profile_id: str) -> NotFound:
     )
 
 
+def _missing(name: str) -> InvalidField:
+    return InvalidField(
+        f"The query parameter {name} is missing.",
+        field=name,
+        hint="Call /v1/profiles/lookup?type=email&value=anna@example.fi.",
+    )
+
+
 def _consent_view(rt: Runtime, workspace: str, profile_id: str) -> ConsentOutView:
     with translate_errors("reading consent"), rt.engine.connect() as conn:
         found = consent_of(conn, workspace, profile_id)
@@ -308,14 +316,10 @@ def lookup_profile(
 ) -> LookupOut:
     """The profile holding an identifier, e.g. the email a customer gives on the phone or the
     loyalty card scanned at a till. The value is normalised as identity resolution does."""
-    for name, given in (("type", type), ("value", value)):
-        if given is None or not given.strip():
-            raise InvalidField(
-                f"The query parameter {name} is missing.",
-                field=name,
-                hint="Call /v1/profiles/lookup?type=email&value=anna@example.fi.",
-            )
-    assert type is not None and value is not None
+    if type is None or not type.strip():
+        raise _missing("type")
+    if value is None or not value.strip():
+        raise _missing("value")
     rt = runtime(request)
     with translate_errors("looking up a profile"), rt.engine.connect() as conn:
         found = find_by_identifier(conn, workspace, type, value, rt.identity)

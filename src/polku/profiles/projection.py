@@ -80,6 +80,10 @@ def _to_row(state: ProfileState) -> tuple[Any, ...]:
     )
 
 
+def _merged_stub(workspace_id: str, profile_id: str, merged_into: str) -> ProfileState:
+    return ProfileState(profile_id, workspace_id, 0, 0, merged_into=merged_into)
+
+
 def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
     found: dict[str, ProfileState] = {}
     ids = list(profile_ids)
@@ -111,29 +115,29 @@ class ProfilesConsumer:
             ).all()
         )
         chunk_merges = conn.execute(
-            select(merges.c.winner_id, merges.c.loser_id)
+            select(merges.c.workspace_id, merges.c.winner_id, merges.c.loser_id)
             .where(merges.c.evidence_offset.between(first, last))
             .order_by(merges.c.evidence_offset)
         ).all()
         wanted = set(owner.values())
-        for winner, loser in chunk_merges:
+        for _, winner, loser in chunk_merges:
             wanted.update((winner, loser))
         states = load_states(conn, sorted(wanted))
         existing = set(states)
 
-        for winner, loser in chunk_merges:
+        for workspace_id, winner, loser in chunk_merges:
             lost = states.get(loser)
-            if lost is None or lost.merged_into is not None:
-                continue
-            kept = states.get(winner)
-            if kept is None:
-                kept = states[winner] = ProfileState(
-                    winner, lost.workspace_id, lost.first_seen, lost.last_seen
-                )
-            merge_states(kept, lost)
-            states[loser] = ProfileState(
-                loser, lost.workspace_id, lost.first_seen, lost.last_seen, merged_into=winner
-            )
+            if lost is not None and lost.merged_into is None:
+                kept = states.get(winner)
+                if kept is None:
+                    kept = states[winner] = ProfileState(
+                        winner, workspace_id, lost.first_seen, lost.last_seen
+                    )
+                merge_states(kept, lost)
+            # Every merged profile keeps an empty row pointing at the survivor, whether or not
+            # it had a row before this chunk, so the table does not depend on chunk borders
+            # (a replay reads the log in other chunks than live processing did).
+            states[loser] = _merged_stub(workspace_id, loser, winner)
 
         for event in events:
             profile_id = owner.get(event.offset)
@@ -148,9 +152,7 @@ class ProfilesConsumer:
 
         self._write(conn, states, existing)
 
-    def _write(
-        self, conn: Connection, states: dict[str, ProfileState], existing: set[str]
-    ) -> None:
+    def _write(self, conn: Connection, states: dict[str, ProfileState], existing: set[str]) -> None:
         inserts = [_to_row(s) for pid, s in states.items() if pid not in existing]
         updates = [_to_row(s) for pid, s in states.items() if pid in existing]
         insert_rows(conn, profiles, _COLUMNS, inserts)

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from polku.errors import InvalidField
 from polku.events import CHANNELS, MESSAGE_TYPES
 from polku.identity.identifiers import IdentityConfig, junk_reason, normalise
-from polku.identity.queries import KnownIdentifier, profile_identifiers
+from polku.identity.queries import KnownIdentifier, profile_identifiers, resolve_profile
 from polku.identity.tables import event_profiles, identifiers
 from polku.log.tables import log_events
 from polku.profiles.tables import profiles
@@ -59,7 +59,6 @@ TYPE_ALIASES: Final = {
 
 _MAX_ID: Final = 64  # width of the profile id columns
 _MAX_TEXT: Final = 200  # longest search text, event name or store id a filter may hold
-_MAX_HOPS: Final = 64  # merges chained deeper than this are a bug, not data
 _MAX_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z
 _MAX_FILTER_VALUES: Final = 50
 
@@ -219,31 +218,27 @@ def _normalised(id_type: str, raw: str, config: IdentityConfig) -> str:
 
 def resolve(conn: Connection, workspace_id: str, profile_id: str) -> str | None:
     """The profile that holds `profile_id` now: itself, or the profile it was merged into
-    (following chains of merges). None when the workspace has no such profile."""
+    (following chains of merges). None when the workspace has no such profile.
+
+    A merged id is followed through the identity graph, which records every merge; the
+    profiles table has no row at all for a profile that was created and merged within one
+    pipeline batch.
+    """
+    row = _profile_row(conn, workspace_id, profile_id, profiles.c.merged_into)
+    if row is not None and row.merged_into is None:
+        return profile_id
     if not _plausible_id(profile_id):
         return None
-    current = profile_id
-    seen: set[str] = set()
-    for _ in range(_MAX_HOPS):
-        parent = conn.execute(
-            select(profiles.c.merged_into).where(
-                profiles.c.workspace_id == workspace_id, profiles.c.profile_id == current
-            )
-        ).first()
-        if parent is None:
-            return None  # unknown, or merged into a profile not projected yet
-        seen.add(current)
-        if parent.merged_into is None or parent.merged_into in seen:
-            return current
-        current = parent.merged_into
-    return current
+    return resolve_profile(conn, workspace_id, profile_id)
 
 
-def _profile_row(conn: Connection, workspace_id: str, profile_id: str) -> Any:
+def _profile_row(
+    conn: Connection, workspace_id: str, profile_id: str, *columns: ColumnElement[Any]
+) -> Any:
     if not _plausible_id(profile_id):
         return None
     return conn.execute(
-        select(profiles).where(
+        select(*(columns or (profiles,))).where(
             profiles.c.workspace_id == workspace_id, profiles.c.profile_id == profile_id
         )
     ).first()
@@ -255,11 +250,11 @@ def get_profile(
     """The profile `profile_id`, or the one it was merged into (`redirected_from` then names
     the id asked for); None when the workspace has no such profile."""
     row = _profile_row(conn, workspace_id, profile_id)
-    holder = profile_id
-    if row is not None and row.merged_into is not None:
-        holder = resolve(conn, workspace_id, profile_id) or profile_id
-        row = _profile_row(conn, workspace_id, holder)
-    if row is None:
+    holder: str | None = profile_id
+    if row is None or row.merged_into is not None:
+        holder = resolve(conn, workspace_id, profile_id)
+        row = None if holder is None else _profile_row(conn, workspace_id, holder)
+    if row is None or holder is None:
         return None
     return Profile(
         profile_id=holder,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from polku.events import LoggedEvent
 
 __all__ = ["ORDER_EVENTS", "ProfileState", "apply_event", "consent_changes", "merge_states"]
@@ -58,19 +60,50 @@ class ProfileState:
         return " ".join(parts)[:300] or None
 
 
-def _set_trait(state: ProfileState, key: str, value: Any, at: int) -> None:
-    if at >= state.trait_times.get(key, -1):
+def _set_trait(
+    state: ProfileState, key: str, value: Any, at: int, *, merging: bool = False
+) -> None:
+    """Last write wins by event time; between events of equal time the later one in the log.
+
+    When two profiles merge, a tie cannot be broken by log order, so the larger value (by
+    its JSON form) wins: the merged result is then the same whichever profile survives.
+    """
+    known = state.trait_times.get(key, -1)
+    if at > known or (
+        at == known
+        and (
+            not merging
+            or orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            > orjson.dumps(state.traits.get(key), option=orjson.OPT_SORT_KEYS)
+        )
+    ):
         state.traits[key] = value
         state.trait_times[key] = at
 
 
 def _set_consent(
-    state: ProfileState, purpose: str, channel: str, granted: bool, at: int, source: str
+    state: ProfileState,
+    purpose: str,
+    channel: str,
+    granted: bool,
+    at: int,
+    source: str,
+    *,
+    merging: bool = False,
 ) -> None:
+    """Last write wins per purpose and channel, ties broken as in `_set_trait`."""
     by_channel = state.consent.setdefault(purpose, {})
     previous = by_channel.get(channel)
-    if previous is None or at >= previous.get("at", -1):
-        by_channel[channel] = {"granted": granted, "at": at, "source": source}
+    entry = {"granted": granted, "at": at, "source": source}
+    if previous is None:
+        by_channel[channel] = entry
+        return
+    known = previous.get("at", -1)
+    if at > known or (
+        at == known
+        and (not merging or (granted, source) > (previous["granted"], previous["source"]))
+    ):
+        by_channel[channel] = entry
 
 
 def consent_changes(message: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -144,7 +177,15 @@ def merge_states(winner: ProfileState, loser: ProfileState) -> None:
     for channel, count in loser.channels.items():
         winner.channels[channel] = winner.channels.get(channel, 0) + count
     for key, value in loser.traits.items():
-        _set_trait(winner, key, value, loser.trait_times.get(key, 0))
+        _set_trait(winner, key, value, loser.trait_times.get(key, 0), merging=True)
     for purpose, by_channel in loser.consent.items():
         for channel, entry in by_channel.items():
-            _set_consent(winner, purpose, channel, entry["granted"], entry["at"], entry["source"])
+            _set_consent(
+                winner,
+                purpose,
+                channel,
+                entry["granted"],
+                entry["at"],
+                entry["source"],
+                merging=True,
+            )
