@@ -208,11 +208,18 @@ def keys_list(ctx: click.Context, /, **options: Any) -> None:
 @main.command()
 @database_option
 @click.option("--host", default=None, help="Address to listen on (POLKU_HOST, default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (POLKU_PORT, default 8080).")
-@click.option("--rate", type=float, default=20.0, show_default=True,
-              help="Simulated events per second.")
-@click.option("--shoppers", type=int, default=None,
-              help="Stop after this many simulated shoppers (default: run until Ctrl-C).")
+@click.option(
+    "--port", type=int, default=None, help="Port to listen on (POLKU_PORT, default 8080)."
+)
+@click.option(
+    "--rate", type=float, default=20.0, show_default=True, help="Simulated events per second."
+)
+@click.option(
+    "--shoppers",
+    type=int,
+    default=None,
+    help="Stop after this many simulated shoppers (default: run until Ctrl-C).",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the shoppers.")
 @click.pass_context
 def demo(
@@ -243,21 +250,39 @@ def demo(
     click.echo(f"  write key:    {key}")
     click.echo(f"  admin token:  {token.token}")
     click.echo(f"  API docs:     {url}/docs")
-    click.echo(f"  newest events: curl -H 'Authorization: Bearer {token.token}' "
-               f"{url}/v1/debugger/events?limit=5")
-    click.echo(f"  profiles:      curl -H 'Authorization: Bearer {token.token}' "
-               f"'{url}/v1/profiles?q=a'")
-    click.echo(f"  rejected:      curl -H 'Authorization: Bearer {token.token}' "
-               f"{url}/v1/debugger/rejections")
+    click.echo(
+        f"  newest events: curl -H 'Authorization: Bearer {token.token}' "
+        f"{url}/v1/debugger/events?limit=5"
+    )
+    click.echo(
+        f"  profiles:      curl -H 'Authorization: Bearer {token.token}' '{url}/v1/profiles?q=a'"
+    )
+    click.echo(
+        f"  rejected:      curl -H 'Authorization: Bearer {token.token}' "
+        f"{url}/v1/debugger/rejections"
+    )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, runtime), host=settings.host, port=settings.port,
-                       log_level="warning", access_log=False)
+        uvicorn.Config(
+            create_app(settings, runtime),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
     )
     stop = threading.Event()
     feeder = threading.Thread(
         target=feed_shoppers,
-        kwargs={"url": url, "write_key": key, "rate": rate, "shoppers": shoppers, "seed": seed,
-                "stop": stop, "echo": click.echo, "ready": lambda: server.started},
+        kwargs={
+            "url": url,
+            "write_key": key,
+            "rate": rate,
+            "shoppers": shoppers,
+            "seed": seed,
+            "stop": stop,
+            "echo": click.echo,
+            "ready": lambda: server.started,
+        },
         name="polku-demo-feed",
         daemon=True,
     )

@@ -76,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
                     "hint": "See the OpenAPI document at /openapi.json for the expected shape.",
                 }
             },
-            400 if "body" in first.get("loc", ()) else 422,
+            400,
         )
 
     async def http_error(_request: Request, exc: Exception) -> Response:

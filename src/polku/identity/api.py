@@ -37,7 +37,7 @@ REQUESTED_BY = "admin_api"
 """Who asked for an un-merge made through this API (recorded on the control event)."""
 
 
-class IdentifierOut(BaseModel):
+class IdentifierSeen(BaseModel):
     value: str
     first_seen: str = Field(description="Event time the identifier was first seen (ISO-8601).")
     shared: bool = Field(description="True for shared devices; never used to join people.")
@@ -48,12 +48,12 @@ class ProfileIdentifiers(BaseModel):
     requested_id: str = Field(
         description="The id asked for; differs from profile_id when that profile was merged."
     )
-    identifiers: dict[str, list[IdentifierOut]] = Field(
+    identifiers: dict[str, list[IdentifierSeen]] = Field(
         description="By identifier type, strongest type first."
     )
 
 
-class IdentifierRef(BaseModel):
+class MergedIdentifier(BaseModel):
     type: str
     value: str
 
@@ -69,7 +69,7 @@ class Merge(BaseModel):
     loser_id: str = Field(description="The profile merged into the winner.")
     evidence: Evidence
     reason: str
-    identifiers: list[IdentifierRef] = Field(
+    identifiers: list[MergedIdentifier] = Field(
         description="The identifiers the merged profile brought (they go back on un-merge)."
     )
     merged_at: str = Field(description="Event time of the evidence (ISO-8601).")
@@ -100,8 +100,8 @@ class Unmerged(BaseModel):
     loser: ProfileIdentifiers
 
 
-def _identifier(found: KnownIdentifier) -> IdentifierOut:
-    return IdentifierOut(
+def _identifier(found: KnownIdentifier) -> IdentifierSeen:
+    return IdentifierSeen(
         value=found.value, first_seen=to_iso(found.first_seen), shared=found.shared
     )
 
@@ -113,7 +113,7 @@ def _merge(entry: MergeEntry) -> Merge:
         loser_id=entry.loser_id,
         evidence=Evidence(offset=entry.evidence_offset, message_id=entry.evidence_message_id),
         reason=entry.reason,
-        identifiers=[IdentifierRef(type=kind, value=value) for kind, value in entry.identifiers],
+        identifiers=[MergedIdentifier(type=kind, value=value) for kind, value in entry.identifiers],
         merged_at=to_iso(entry.merged_at),
         undone=entry.undone,
         undone_at=None if entry.undone_at is None else to_iso(entry.undone_at),

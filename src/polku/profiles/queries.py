@@ -220,9 +220,10 @@ def resolve(conn: Connection, workspace_id: str, profile_id: str) -> str | None:
     """The profile that holds `profile_id` now: itself, or the profile it was merged into
     (following chains of merges). None when the workspace has no such profile.
 
-    A merged id is followed through the identity graph, which records every merge; the
-    profiles table has no row at all for a profile that was created and merged within one
-    pipeline batch.
+    A merged id is followed through the identity graph, the record of every merge, so it
+    resolves even when the profiles projection holds no row for the merged profile (it
+    runs after identity, and older versions of it wrote no row for a profile created and
+    merged within one pipeline batch).
     """
     row = _profile_row(conn, workspace_id, profile_id, profiles.c.merged_into)
     if row is not None and row.merged_into is None:
