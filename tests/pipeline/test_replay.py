@@ -20,6 +20,7 @@ from polku.identity.projection import IdentityConsumer
 from polku.identity.queries import event_profile
 from polku.identity.tables import event_profiles, identifiers, merge_blocks, merges, profile_ids
 from polku.log.base import AppendListener, EventLog
+from polku.pipeline.consumer import Apply
 from polku.pipeline.runner import Pipeline
 from polku.profiles.projection import ProfilesConsumer
 from polku.profiles.tables import profiles
@@ -316,13 +317,16 @@ class Tripwire:
 
     name = "tripwire"
 
-    def handle(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
-        for event in events:
-            conn.execute(
-                tripwire_rows.insert().values(offset=event.offset, message_id=event.message_id)
-            )
-            if (event.message.get("properties") or {}).get("explode"):
-                raise RuntimeError(f"tripwire tripped by {event.message_id}")
+    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
+        def apply(writer: Connection) -> None:
+            for event in events:
+                writer.execute(
+                    tripwire_rows.insert().values(offset=event.offset, message_id=event.message_id)
+                )
+                if (event.message.get("properties") or {}).get("explode"):
+                    raise RuntimeError(f"tripwire tripped by {event.message_id}")
+
+        return apply
 
     def reset(self, conn: Connection) -> None:
         conn.execute(delete(tripwire_rows))

@@ -597,7 +597,7 @@ def test_errors_have_code_field_and_hint(polku: Polku) -> None:
         assert body["code"] == "invalid_field", params
         assert body["field"] == field, params
         assert body["hint"], params
-    assert error(polku, timeline, 422, limit=0)["field"] == "limit"
+    assert error(polku, timeline, 400, limit=0)["field"] == "limit"
     assert error(polku, "/v1/profiles", 400, q="a\x00b")["field"] == "q"
 
     response = polku.client.get(f"/v1/profiles/{person}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from polku.events import INTERNAL_PREFIX, LoggedEvent
 from polku.identity.identifiers import Identifier, IdentityConfig, extract
 from polku.identity.tables import event_profiles, identifiers, merge_blocks, merges, profile_ids
 from polku.log.tables import log_events
+from polku.pipeline.consumer import Apply
 from polku.storage.bulk import insert_rows
 
 __all__ = ["UNMERGE", "IdentityConsumer", "merge_id_for", "profile_id_for"]
@@ -98,17 +99,19 @@ class IdentityConsumer:
         for table in (event_profiles, merge_blocks, merges, identifiers, profile_ids):
             conn.execute(delete(table))
 
-    def handle(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
-        run = _Chunk(conn, self._config, self._limits)
+    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
+        config = self._config
+        if len(events) == 1 and events[0].type == UNMERGE:
+            event = events[0]
+            return lambda writer: _unmerge(writer, config, event)
+        if any(e.type == UNMERGE for e in events):  # the runner hands control events alone
+            raise ValueError("an un-merge must be processed in a batch of its own")
+        run = _Chunk(conn, config, self._limits)
         run.prefetch(events)
         for event in events:
-            if event.type == UNMERGE:
-                run.flush()
-                _unmerge(conn, self._config, event)
-                run = _Chunk(conn, self._config, self._limits)
-                continue
             run.resolve(event)
-        run.flush()
+        run.seal()
+        return run.apply
 
 
 class _Chunk:
@@ -123,6 +126,12 @@ class _Chunk:
         self.new_profiles: list[dict[str, Any]] = []
         self.assignments: list[dict[str, Any]] = []
         self.found: dict[int, list[Identifier]] = {}
+        # identifiers attached in this chunk, by (workspace, profile), not yet written
+        self.pending: dict[tuple[str, str], list[_Key]] = defaultdict(list)
+        # merges decided in this chunk, not yet written: winner -> losers
+        self.merged: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # the writes, in order: sealed insert batches and merges
+        self.ops: list[Callable[[Connection], None]] = []
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -164,9 +173,8 @@ class _Chunk:
             )
             for id_type, value in rows:
                 known[id_type].add(value)
-            for row in self.new_identifiers:
-                if row["profile_id"] == profile_id and row["workspace_id"] == space.workspace_id:
-                    known[row["id_type"]].add(row["value"])
+            for id_type, value in self.pending.get((space.workspace_id, profile_id), ()):
+                known[id_type].add(value)
             space.members[profile_id] = known
         return known
 
@@ -187,7 +195,7 @@ class _Chunk:
         for kind in set(a) | set(b):
             if len(a.get(kind, set()) | b.get(kind, set())) > self.limits.get(kind, 1):
                 return False
-        return not _kept_apart(self.conn, space.workspace_id, winner, loser)
+        return not _kept_apart(self.conn, space.workspace_id, winner, loser, self.merged)
 
     # -- resolution ----------------------------------------------------------------------
 
@@ -286,6 +294,7 @@ class _Chunk:
             space.owner[(ident.type, ident.value)] = profile_id
             assert members is not None
             members[ident.type].add(ident.value)
+            self.pending[(space.workspace_id, profile_id)].append((ident.type, ident.value))
             self.new_identifiers.append(
                 {
                     "workspace_id": space.workspace_id,
@@ -301,37 +310,23 @@ class _Chunk:
     def _merge(
         self, space: _Workspace, winner: str, loser: str, event: LoggedEvent, via: Identifier
     ) -> None:
-        self.flush()
-        conn = self.conn
         ws = space.workspace_id
         loser_ids = self._members(space, loser)
         listing = sorted([kind, value] for kind, values in loser_ids.items() for value in values)
-        conn.execute(
-            insert(merges).values(
-                merge_id=merge_id_for(ws, event.message_id, loser),
-                workspace_id=ws,
-                winner_id=winner,
-                loser_id=loser,
-                evidence_offset=event.offset,
-                evidence_message_id=event.message_id,
-                reason=f"{via.type} {via.value!r} on this event belongs to both profiles",
-                identifiers=orjson.dumps(listing).decode(),
-                merged_at=event.timestamp,
-            )
-        )
-        conn.execute(
-            update(identifiers)
-            .where(identifiers.c.workspace_id == ws, identifiers.c.profile_id == loser)
-            .values(profile_id=winner)
-        )
-        conn.execute(
-            update(event_profiles)
-            .where(event_profiles.c.workspace_id == ws, event_profiles.c.profile_id == loser)
-            .values(profile_id=winner)
-        )
-        conn.execute(
-            update(profile_ids).where(profile_ids.c.profile_id == loser).values(merged_into=winner)
-        )
+        entry = {
+            "merge_id": merge_id_for(ws, event.message_id, loser),
+            "workspace_id": ws,
+            "winner_id": winner,
+            "loser_id": loser,
+            "evidence_offset": event.offset,
+            "evidence_message_id": event.message_id,
+            "reason": f"{via.type} {via.value!r} on this event belongs to both profiles",
+            "identifiers": orjson.dumps(listing).decode(),
+            "merged_at": event.timestamp,
+        }
+        self.seal()  # rows attached so far must exist before they are moved to the winner
+        self.ops.append(lambda conn: _write_merge(conn, entry))
+        self.merged[(ws, winner)].append(loser)
         winner_ids = self._members(space, winner)
         for kind, values in loser_ids.items():
             winner_ids[kind] |= values
@@ -342,18 +337,50 @@ class _Chunk:
 
     # -- writes --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        for table, rows in (
-            (profile_ids, self.new_profiles),
-            (identifiers, self.new_identifiers),
-            (event_profiles, self.assignments),
-        ):
-            if rows:
-                columns = tuple(rows[0])
-                insert_rows(self.conn, table, columns, [tuple(r.values()) for r in rows])
+    def seal(self) -> None:
+        """Queue the rows gathered so far as one write step (in order with the merges)."""
+        batches = [
+            (table, tuple(rows[0]), [tuple(r.values()) for r in rows])
+            for table, rows in (
+                (profile_ids, self.new_profiles),
+                (identifiers, self.new_identifiers),
+                (event_profiles, self.assignments),
+            )
+            if rows
+        ]
+        if batches:
+
+            def write(conn: Connection) -> None:
+                for table, columns, rows in batches:
+                    insert_rows(conn, table, columns, rows)
+
+            self.ops.append(write)
         self.new_profiles = []
         self.new_identifiers = []
         self.assignments = []
+
+    def apply(self, conn: Connection) -> None:
+        for op in self.ops:
+            op(conn)
+
+
+def _write_merge(conn: Connection, entry: dict[str, Any]) -> None:
+    """Record one merge in the ledger and move the loser's identifiers and events."""
+    ws, winner, loser = entry["workspace_id"], entry["winner_id"], entry["loser_id"]
+    conn.execute(insert(merges).values(entry))
+    conn.execute(
+        update(identifiers)
+        .where(identifiers.c.workspace_id == ws, identifiers.c.profile_id == loser)
+        .values(profile_id=winner)
+    )
+    conn.execute(
+        update(event_profiles)
+        .where(event_profiles.c.workspace_id == ws, event_profiles.c.profile_id == loser)
+        .values(profile_id=winner)
+    )
+    conn.execute(
+        update(profile_ids).where(profile_ids.c.profile_id == loser).values(merged_into=winner)
+    )
 
 
 def _unmerge(conn: Connection, config: IdentityConfig, event: LoggedEvent) -> None:
@@ -438,11 +465,18 @@ def _unmerge(conn: Connection, config: IdentityConfig, event: LoggedEvent) -> No
         )
 
 
-def _family(conn: Connection, workspace_id: str, profile_id: str) -> set[str]:
-    """`profile_id` and every profile merged into it, directly or through others."""
+def _family(
+    conn: Connection,
+    workspace_id: str,
+    profile_id: str,
+    pending: Mapping[tuple[str, str], list[str]],
+) -> set[str]:
+    """`profile_id` and every profile merged into it, directly or through others (including
+    merges decided earlier in the batch being prepared, `pending`)."""
     family = {profile_id}
     frontier = [profile_id]
     while frontier:
+        extra = [loser for winner in frontier for loser in pending.get((workspace_id, winner), ())]
         rows = conn.execute(
             select(merges.c.loser_id).where(
                 merges.c.workspace_id == workspace_id,
@@ -450,12 +484,19 @@ def _family(conn: Connection, workspace_id: str, profile_id: str) -> set[str]:
                 merges.c.undone_at.is_(None),
             )
         )
-        frontier = [loser for (loser,) in rows if loser not in family]
+        found = [loser for (loser,) in rows] + extra
+        frontier = [loser for loser in dict.fromkeys(found) if loser not in family]
         family.update(frontier)
     return family
 
 
-def _kept_apart(conn: Connection, workspace_id: str, winner: str, loser: str) -> bool:
+def _kept_apart(
+    conn: Connection,
+    workspace_id: str,
+    winner: str,
+    loser: str,
+    pending: Mapping[tuple[str, str], list[str]],
+) -> bool:
     """Whether an un-merge separated a profile merged into `winner` (or itself) from one
     merged into `loser` (or itself): such profiles are different people for good."""
     any_block = conn.execute(
@@ -463,7 +504,8 @@ def _kept_apart(conn: Connection, workspace_id: str, winner: str, loser: str) ->
     ).first()
     if any_block is None:  # the common case: nothing was ever un-merged in this workspace
         return False
-    ours, theirs = _family(conn, workspace_id, winner), _family(conn, workspace_id, loser)
+    ours = _family(conn, workspace_id, winner, pending)
+    theirs = _family(conn, workspace_id, loser, pending)
     blocked = conn.execute(
         select(merge_blocks.c.merge_id)
         .where(

@@ -133,13 +133,23 @@ class Pipeline:
         ).scalar()
         return [e for e in events if e.offset > int(done or 0)]
 
+    def _process(self, consumer: Consumer, events: list[LoggedEvent]) -> None:
+        """Prepare outside the write lock, then apply and move the checkpoint in one
+        transaction; prepare again under the lock if another worker got there first."""
+        with self._engine.connect() as reader, reader.begin():
+            apply = consumer.prepare(reader, events)
+        with writing(self._engine) as conn:
+            todo = self._claim(conn, consumer.name, events)
+            if not todo:
+                return
+            if len(todo) != len(events):
+                apply = consumer.prepare(conn, todo)
+            apply(conn)
+            self._set_checkpoint(conn, consumer.name, todo[-1].offset)
+
     def _apply(self, consumer: Consumer, events: list[LoggedEvent]) -> None:
         try:
-            with writing(self._engine) as conn:
-                todo = self._claim(conn, consumer.name, events)
-                if todo:
-                    consumer.handle(conn, todo)
-                    self._set_checkpoint(conn, consumer.name, todo[-1].offset)
+            self._process(consumer, events)
             return
         except (OperationalError, Unavailable):
             raise
@@ -152,10 +162,7 @@ class Pipeline:
             )
         for event in events:
             try:
-                with writing(self._engine) as conn:
-                    if self._claim(conn, consumer.name, [event]):
-                        consumer.handle(conn, [event])
-                        self._set_checkpoint(conn, consumer.name, event.offset)
+                self._process(consumer, [event])
             except (OperationalError, Unavailable):
                 raise
             except Exception as exc:

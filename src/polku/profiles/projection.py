@@ -13,6 +13,7 @@ from polku.events import LoggedEvent
 from polku.identity.projection import UNMERGE, canonical
 from polku.identity.tables import event_profiles, merges
 from polku.log.tables import log_events
+from polku.pipeline.consumer import Apply
 from polku.profiles.state import ProfileState, apply_event, merge_states
 from polku.profiles.tables import profiles
 from polku.storage.bulk import insert_rows, update_rows
@@ -102,10 +103,10 @@ class ProfilesConsumer:
     def reset(self, conn: Connection) -> None:
         conn.execute(delete(profiles))
 
-    def handle(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
+    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
         if len(events) == 1 and events[0].type == UNMERGE:
-            self._unmerge(conn, events[0])
-            return
+            event = events[0]
+            return lambda writer: self._unmerge(writer, event)
         first, last = events[0].offset, events[-1].offset
         owner: dict[int, str] = dict(
             conn.execute(
@@ -150,7 +151,7 @@ class ProfilesConsumer:
                 )
             apply_event(state, event)
 
-        self._write(conn, states, existing)
+        return lambda writer: self._write(writer, states, existing)
 
     def _write(self, conn: Connection, states: dict[str, ProfileState], existing: set[str]) -> None:
         inserts = [_to_row(s) for pid, s in states.items() if pid not in existing]
