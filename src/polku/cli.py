@@ -65,7 +65,12 @@ def database_option(func: Any) -> Any:
 )
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
-    """Run the HTTP API with the pipeline in this process (migrates the database first)."""
+    """Run the HTTP API and the pipeline (migrates the database first).
+
+    The pipeline consumers run in a child process by default (POLKU_PIPELINE=process);
+    on a fresh database the default workspace, a write key and an admin token are created
+    and printed once.
+    """
     import uvicorn
 
     from polku.app import create_app

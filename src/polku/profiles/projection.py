@@ -64,10 +64,10 @@ def _to_row(state: ProfileState) -> tuple[Any, ...]:
     """Values in `_COLUMNS` order (the key last, so the same tuple serves an UPDATE)."""
     return (
         state.merged_into,
-        orjson.dumps(state.traits).decode(),
-        orjson.dumps(state.trait_times).decode(),
-        orjson.dumps(state.consent).decode(),
-        orjson.dumps(state.channels).decode(),
+        orjson.dumps(state.traits, option=orjson.OPT_SORT_KEYS).decode(),
+        orjson.dumps(state.trait_times, option=orjson.OPT_SORT_KEYS).decode(),
+        orjson.dumps(state.consent, option=orjson.OPT_SORT_KEYS).decode(),
+        orjson.dumps(state.channels, option=orjson.OPT_SORT_KEYS).decode(),
         state.first_seen,
         state.last_seen,
         state.event_count,
