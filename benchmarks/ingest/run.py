@@ -257,6 +257,8 @@ async def open_loop(
 
 
 def wait_drained(server: Server, timeout: float = 300) -> float:
+    if os.environ.get("POLKU_PIPELINE") == "off":
+        return time.perf_counter()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         h = server.health()
@@ -317,7 +319,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--no-pipeline",
+        action="store_true",
+        help="run the server without the pipeline: the cost of ingest alone",
+    )
     args = parser.parse_args()
+    if args.no_pipeline:
+        os.environ["POLKU_PIPELINE"] = "off"
 
     print(banner("ingest benchmark"))
     max_batches = int(args.seconds * 600)
@@ -333,19 +342,27 @@ def main() -> None:
         try:
             asyncio.run(closed_loop(server, bodies[:50], 4, 5))  # warm-up
             wait_drained(server)
+            started = time.perf_counter()
             sent, elapsed, lat = asyncio.run(
                 closed_loop(server, bodies[50:], args.concurrency, args.seconds)
             )
+            load_ended = time.perf_counter()
             drained = wait_drained(server)
             rate = sent / elapsed
-            lag = drained - (time.perf_counter() - (time.perf_counter() - drained))
+            lag = drained - load_ended
+            projected = sent / (drained - started)
             print(
                 f"sustained ingest: {rate:,.0f} events/s over {elapsed:.1f}s "
                 f"({args.concurrency} concurrent clients); batch latency p50 "
                 f"{pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms"
             )
             h = server.health()
-            print(f"pipeline caught up: position {h['pipeline_position']} = head {h['log_head']}")
+            if not args.no_pipeline:
+                print(
+                    f"pipeline caught up {lag:.1f}s after the load ended: "
+                    f"{projected:,.0f} events/s projected end to end "
+                    f"(position {h['pipeline_position']}, head {h['log_head']})"
+                )
             used = 50 + sent // BATCH
             half = rate / 2 / BATCH
             lat_half = asyncio.run(open_loop(server, bodies[used:], half, min(args.seconds, 15)))
@@ -354,7 +371,7 @@ def main() -> None:
                 f"at half rate ({half * BATCH:,.0f} events/s, open loop): batch latency p50 "
                 f"{pct(lat_half, 0.5):.1f} ms, p99 {pct(lat_half, 0.99):.1f} ms"
             )
-            del lag, t_drain
+            del t_drain
         finally:
             server.stop()
     result = {
@@ -363,6 +380,8 @@ def main() -> None:
         "raw_sqlite_rows_per_s": round(raw),
         "sustained_events_per_s": round(rate),
         "ratio_to_raw": round(rate / raw, 3),
+        "pipeline_lag_s": round(lag, 1),
+        "projected_events_per_s": round(projected),
         "p50_ms": round(pct(lat, 0.5), 1),
         "p99_ms": round(pct(lat, 0.99), 1),
         "half_rate_events_per_s": round(half * BATCH),
