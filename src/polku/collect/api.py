@@ -266,7 +266,7 @@ async def browser_settings(write_key: str, request: Request) -> Response:
 
 
 @router.get("/v1/debugger/rejections", tags=["debugger"])
-async def debugger_rejections(
+def debugger_rejections(
     request: Request,
     workspace: AdminWorkspace,
     limit: int = Query(100, ge=1, le=1000),
@@ -285,7 +285,7 @@ async def debugger_rejections(
 
 
 @router.get("/v1/debugger/events", tags=["debugger"])
-async def debugger_events(
+def debugger_events(
     request: Request,
     workspace: AdminWorkspace,
     limit: int = Query(50, ge=1, le=500),

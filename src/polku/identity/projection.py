@@ -50,7 +50,7 @@ from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
 from polku.storage.bulk import insert_rows
 
-__all__ = ["UNMERGE", "IdentityConsumer", "merge_id_for", "profile_id_for"]
+__all__ = ["UNMERGE", "IdentityConsumer", "canonical", "merge_id_for", "profile_id_for"]
 
 UNMERGE = "polku.unmerge"
 """Control event: properties.merge_id names the ledger entry to undo."""
@@ -403,7 +403,7 @@ def _unmerge(conn: Connection, config: IdentityConfig, event: LoggedEvent) -> No
         logger.info("merge %s was already undone at offset %s", merge_id, row.undone_offset)
         return
     ws = event.workspace_id
-    current = _canonical(conn, row.winner_id)
+    current = canonical(conn, row.winner_id)
     loser = row.loser_id
     keys = [(kind, value) for kind, value in orjson.loads(row.identifiers)]
 
@@ -520,7 +520,7 @@ def _kept_apart(
     return blocked is not None
 
 
-def _canonical(conn: Connection, profile_id: str) -> str:
+def canonical(conn: Connection, profile_id: str) -> str:
     """Follow merged_into to the profile that holds a merged one now."""
     seen = {profile_id}
     while True:
@@ -531,7 +531,3 @@ def _canonical(conn: Connection, profile_id: str) -> str:
             return profile_id
         seen.add(parent)
         profile_id = parent
-
-
-__all__ += ["canonical"]
-canonical = _canonical
