@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from polku.errors import Conflict, NotFound
+from polku.errors import Conflict
 from polku.events import NewEvent, to_iso
 from polku.identity.projection import UNMERGE
-from polku.identity.queries import get_merge
+from polku.identity.queries import require_merge
 from polku.storage.engine import translate_errors
 
 if TYPE_CHECKING:
@@ -37,13 +37,7 @@ async def request_unmerge(
     Raises `NotFound` if the workspace has no such merge and `Conflict` if it was undone.
     """
     with translate_errors("reading the merge ledger"), runtime.engine.connect() as conn:
-        entry = get_merge(conn, workspace, merge_id)
-    if entry is None:
-        raise NotFound(
-            f"There is no merge {merge_id!r} in this workspace.",
-            field="merge_id",
-            hint="List a profile's merges with GET /v1/profiles/{id}/merges.",
-        )
+        entry = require_merge(conn, workspace, merge_id)
     if entry.undone:
         raise Conflict(
             f"Merge {merge_id!r} was already undone at {to_iso(entry.undone_at or 0)}.",

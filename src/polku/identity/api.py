@@ -19,9 +19,9 @@ from polku.identity.actions import request_unmerge
 from polku.identity.queries import (
     KnownIdentifier,
     MergeEntry,
-    get_merge,
     merge_ledger,
     profile_identifiers,
+    require_merge,
     resolve_profile,
 )
 from polku.storage.engine import translate_errors
@@ -152,13 +152,7 @@ def _ledger_of(rt: Runtime, workspace: str, profile_id: str) -> Ledger:
 
 def _merge_by_id(rt: Runtime, workspace: str, merge_id: str) -> Merge:
     with translate_errors("reading the merge ledger"), rt.engine.connect() as conn:
-        entry = get_merge(conn, workspace, merge_id)
-    if entry is None:
-        raise NotFound(
-            f"There is no merge {merge_id!r} in this workspace.",
-            field="merge_id",
-            hint="List a profile's merges with GET /v1/profiles/{id}/merges.",
-        )
+        entry = require_merge(conn, workspace, merge_id)
     return _merge(entry)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, or_, select
 
+from polku.errors import NotFound
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.tables import event_profiles, identifiers, merges, profile_ids
 from polku.log.tables import log_events
@@ -24,6 +25,7 @@ __all__ = [
     "get_merge",
     "merge_ledger",
     "profile_identifiers",
+    "require_merge",
     "resolve_profile",
 ]
 
@@ -140,6 +142,18 @@ def get_merge(conn: Connection, workspace_id: str, merge_id: str) -> MergeEntry 
         select(merges).where(merges.c.workspace_id == workspace_id, merges.c.merge_id == merge_id)
     ).first()
     return None if row is None else _entry(row)
+
+
+def require_merge(conn: Connection, workspace_id: str, merge_id: str) -> MergeEntry:
+    """`get_merge`, or `NotFound` naming the field and where to find merge ids."""
+    entry = get_merge(conn, workspace_id, merge_id)
+    if entry is None:
+        raise NotFound(
+            f"There is no merge {merge_id!r} in this workspace.",
+            field="merge_id",
+            hint="List a profile's merges with GET /v1/profiles/{id}/merges.",
+        )
+    return entry
 
 
 def event_profile(conn: Connection, workspace_id: str, message_id: str) -> str | None:

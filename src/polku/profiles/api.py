@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from polku.errors import InvalidField, NotFound
 from polku.events import to_iso
 from polku.http import AdminWorkspace, runtime
+from polku.identity.api import IdentifierSeen
 from polku.identity.queries import KnownIdentifier
 from polku.profiles.actions import set_consent
 from polku.profiles.queries import (
@@ -47,12 +48,6 @@ REQUESTED_BY = "admin_api"
 # -- response and request shapes ----------------------------------------------------------
 
 
-class IdentifierOut(BaseModel):
-    value: str
-    first_seen: str = Field(description="Event time the identifier was first seen (ISO-8601).")
-    shared: bool = Field(description="True for shared devices; never used to join people.")
-
-
 class ConsentOut(BaseModel):
     granted: bool
     at: str = Field(description="Event time of the answer (ISO-8601); the newest answer wins.")
@@ -73,7 +68,7 @@ class ProfileOut(BaseModel):
     redirected_from: str | None = Field(
         description="The id asked for, when it was merged into `profile_id`; else null."
     )
-    identifiers: dict[str, list[IdentifierOut]] = Field(
+    identifiers: dict[str, list[IdentifierSeen]] = Field(
         description="By identifier type, strongest type first."
     )
     traits: dict[str, Any] = Field(description="Last-write-wins by event time, per trait.")
@@ -170,8 +165,8 @@ class ConsentChanged(ConsentOutView):
 # -- shaping ------------------------------------------------------------------------------
 
 
-def _identifier(found: KnownIdentifier) -> IdentifierOut:
-    return IdentifierOut(
+def _identifier(found: KnownIdentifier) -> IdentifierSeen:
+    return IdentifierSeen(
         value=found.value, first_seen=to_iso(found.first_seen), shared=found.shared
     )
 
