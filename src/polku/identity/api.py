@@ -12,7 +12,6 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from polku.errors import NotFound
 from polku.events import to_iso
 from polku.http import AdminWorkspace, runtime
 from polku.identity.actions import request_unmerge
@@ -23,6 +22,7 @@ from polku.identity.queries import (
     profile_identifiers,
     require_merge,
     resolve_profile,
+    unknown_profile,
 )
 from polku.storage.engine import translate_errors
 
@@ -120,19 +120,11 @@ def _merge(entry: MergeEntry) -> Merge:
     )
 
 
-def _unknown_profile(profile_id: str) -> NotFound:
-    return NotFound(
-        f"There is no profile {profile_id!r} in this workspace.",
-        field="profile_id",
-        hint="Profile ids look like p_...; the pipeline may not have processed a new event yet.",
-    )
-
-
 def _identifiers_of(rt: Runtime, workspace: str, profile_id: str) -> ProfileIdentifiers:
     with translate_errors("reading identifiers"), rt.engine.connect() as conn:
         holder = resolve_profile(conn, workspace, profile_id)
         if holder is None:
-            raise _unknown_profile(profile_id)
+            raise unknown_profile(profile_id)
         grouped = profile_identifiers(conn, workspace, holder, rt.identity)
     return ProfileIdentifiers(
         profile_id=holder,
@@ -145,7 +137,7 @@ def _ledger_of(rt: Runtime, workspace: str, profile_id: str) -> Ledger:
     with translate_errors("reading the merge ledger"), rt.engine.connect() as conn:
         holder = resolve_profile(conn, workspace, profile_id)
         if holder is None:
-            raise _unknown_profile(profile_id)
+            raise unknown_profile(profile_id)
         entries = merge_ledger(conn, workspace, profile_id)
     return Ledger(profile_id=profile_id, resolved_id=holder, merges=[_merge(e) for e in entries])
 

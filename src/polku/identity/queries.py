@@ -27,6 +27,7 @@ __all__ = [
     "profile_identifiers",
     "require_merge",
     "resolve_profile",
+    "unknown_profile",
 ]
 
 
@@ -142,6 +143,16 @@ def get_merge(conn: Connection, workspace_id: str, merge_id: str) -> MergeEntry 
         select(merges).where(merges.c.workspace_id == workspace_id, merges.c.merge_id == merge_id)
     ).first()
     return None if row is None else _entry(row)
+
+
+def unknown_profile(profile_id: str) -> NotFound:
+    """The one error every route gives for a profile id the workspace does not have."""
+    return NotFound(
+        f"There is no profile {profile_id[:80]!r} in this workspace.",
+        field="profile_id",
+        hint="Find the id with GET /v1/profiles?q=... or GET /v1/profiles/lookup; a new "
+        "profile appears once the pipeline has processed its first event.",
+    )
 
 
 def require_merge(conn: Connection, workspace_id: str, merge_id: str) -> MergeEntry:

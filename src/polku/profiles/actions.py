@@ -13,9 +13,9 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from polku.collect.validate import EventRejected, prepare
-from polku.errors import Conflict, InvalidField, NotFound
+from polku.errors import Conflict, InvalidField
 from polku.events import CHANNELS, NewEvent
-from polku.identity.queries import profile_identifiers, resolve_profile
+from polku.identity.queries import profile_identifiers, resolve_profile, unknown_profile
 from polku.profiles.queries import CONSENT_EVENT
 from polku.storage.engine import translate_errors
 
@@ -63,11 +63,7 @@ def _carrier(runtime: Runtime, workspace: str, profile_id: str) -> dict[str, Any
     with translate_errors("reading the profile's identifiers"), runtime.engine.connect() as conn:
         holder = resolve_profile(conn, workspace, profile_id)
         if holder is None:
-            raise NotFound(
-                f"There is no profile {profile_id!r} in this workspace.",
-                field="profile_id",
-                hint="Find the id with GET /v1/profiles?q=... or GET /v1/profiles/lookup.",
-            )
+            raise unknown_profile(profile_id)
         held = profile_identifiers(conn, workspace, holder, runtime.identity)
     usable = {kind: [i.value for i in found if not i.shared] for kind, found in held.items()}
     if usable.get("user_id"):

@@ -19,7 +19,7 @@ from polku.errors import InvalidField, NotFound
 from polku.events import to_iso
 from polku.http import AdminWorkspace, runtime
 from polku.identity.api import IdentifierSeen
-from polku.identity.queries import KnownIdentifier
+from polku.identity.queries import KnownIdentifier, unknown_profile
 from polku.profiles.actions import set_consent
 from polku.profiles.queries import (
     ConsentEntry,
@@ -233,15 +233,6 @@ def _event(found: TimelineEvent) -> TimelineEventOut:
     )
 
 
-def _unknown_profile(profile_id: str) -> NotFound:
-    return NotFound(
-        f"There is no profile {profile_id[:80]!r} in this workspace.",
-        field="profile_id",
-        hint="Find the id with GET /v1/profiles?q=... or GET /v1/profiles/lookup; a new "
-        "profile appears once the pipeline has processed its first event.",
-    )
-
-
 def _missing(name: str) -> InvalidField:
     return InvalidField(
         f"The query parameter {name} is missing.",
@@ -254,7 +245,7 @@ def _consent_view(rt: Runtime, workspace: str, profile_id: str) -> ConsentOutVie
     with translate_errors("reading consent"), rt.engine.connect() as conn:
         found = consent_of(conn, workspace, profile_id)
     if found is None:
-        raise _unknown_profile(profile_id)
+        raise unknown_profile(profile_id)
     holder, consent = found
     return ConsentOutView(
         profile_id=holder,
@@ -343,7 +334,7 @@ def read_profile(profile_id: str, request: Request, workspace: AdminWorkspace) -
     with translate_errors("reading a profile"), rt.engine.connect() as conn:
         profile = get_profile(conn, workspace, profile_id, rt.identity)
     if profile is None:
-        raise _unknown_profile(profile_id)
+        raise unknown_profile(profile_id)
     return ProfileOut(**_profile_fields(profile))
 
 
@@ -396,7 +387,7 @@ def read_timeline(
     with translate_errors("reading a timeline"), rt.engine.connect() as conn:
         page = timeline(conn, workspace, profile_id, limit=limit, cursor=cursor, only=only)
     if page is None:
-        raise _unknown_profile(profile_id)
+        raise unknown_profile(profile_id)
     return TimelineOut(
         profile_id=page.profile_id,
         redirected_from=page.redirected_from,
