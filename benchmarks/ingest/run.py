@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import random
@@ -29,6 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import banner, describe
@@ -150,6 +153,56 @@ def make_bodies(n_batches: int, seed: int = 1) -> list[bytes]:
     return bodies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time one process has used so far (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (the pipeline process of `polku serve`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds used by the load client (this process), the server and its children
+    between `start()` and `stop()`: where the two cores went, per event."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        return {
+            "client": time.process_time(),
+            "server": cpu_seconds(self.server_pid),
+            "pipeline": sum(cpu_seconds(c) for c in children(self.server_pid)),
+        }
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> None:
+        after = self._sample()
+        self.used = {k: after[k] - self.before[k] for k in after}
+
+    def per_event(self, events: int) -> dict[str, float]:
+        return {k: round(v / events * 1e6, 1) for k, v in self.used.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,6 +219,7 @@ class Server:
             [str(POLKU), "serve"], env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
         )
         self.write_key = self.admin = ""
+        self.client: httpx.Client | None = None
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (self.write_key and self.admin):
@@ -183,15 +237,80 @@ class Server:
         raise RuntimeError("server did not start")
 
     def health(self) -> dict[str, Any]:
-        return dict(httpx.get(self.url + "/health").json())
+        # One kept-alive client: a new one per poll (httpx.get) costs milliseconds of CPU
+        # (an SSL context each time) that the pipeline being waited for would miss.
+        if self.client is None:
+            self.client = httpx.Client(base_url=self.url, timeout=30)
+        return dict(self.client.get("/health").json())
 
     def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+_IDLE_REUSE = 3.0  # s; uvicorn closes a kept-alive connection after 5 s without a request
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection that posts batch bodies to ``/v1/batch``.
+
+    A minimal client: the load generator shares the machine's two cores with the server,
+    and a general-purpose client (httpx) spent ~40 µs of CPU per event, half the budget of
+    the whole system at the target rate. The requests are the same bytes an SDK sends
+    (HTTP Basic write key, JSON body); each answer is read whole and checked.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.used = 0.0
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        token = base64.b64encode(f"{server.write_key}:".encode()).decode()
+        self.head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Basic {token}\r\nContent-Type: application/json\r\n"
+        ).encode()
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        """Send one batch; return the status code and the response body."""
+        if self.writer is not None and time.monotonic() - self.used > _IDLE_REUSE:
+            await self.close()  # the server may be closing it right now: do not race it
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        assert self.reader is not None
+        self.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"transfer-encoding":
+                raise RuntimeError("chunked responses are not expected from /v1/batch")
+        answer = await self.reader.readexactly(length)
+        self.used = time.monotonic()
+        return status, answer
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def check(status: int, answer: bytes) -> None:
+    """Every event of the batch must have been accepted (and so be durable in the log)."""
+    if status != 200 or orjson.loads(answer).get("accepted") != BATCH:
+        raise RuntimeError(f"batch failed: {status} {answer[:300]!r}")
 
 
 async def closed_loop(
@@ -203,49 +322,53 @@ async def closed_loop(
     index = 0
     start = time.perf_counter()
     stop_at = start + seconds
-    auth = (server.write_key, "")
-    async with httpx.AsyncClient(base_url=server.url, auth=auth, timeout=60) as client:
 
-        async def worker() -> None:
-            nonlocal sent, index
+    async def worker() -> None:
+        nonlocal sent, index
+        conn = Connection(server)
+        try:
             while time.perf_counter() < stop_at and index < len(bodies):
                 body = bodies[index]
                 index += 1
                 t0 = time.perf_counter()
-                r = await client.post(
-                    "/v1/batch", content=body, headers={"Content-Type": "application/json"}
-                )
+                status, answer = await conn.post(body)
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200 or r.json().get("accepted") != BATCH:
-                    raise RuntimeError(f"batch failed: {r.status_code} {r.text[:300]}")
+                check(status, answer)
                 sent += BATCH
+        finally:
+            await conn.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return sent, time.perf_counter() - start, latencies
 
 
 async def open_loop(
     server: Server, bodies: list[bytes], rate_batches: float, seconds: float
 ) -> list[float]:
-    """Batches sent at a fixed rate regardless of answers (latency without queueing bias)."""
+    """Batches sent at a fixed rate regardless of answers (latency without queueing bias);
+    a batch that finds no idle connection opens another one (at most 64)."""
     latencies: list[float] = []
-    auth = (server.write_key, "")
-    async with httpx.AsyncClient(
-        base_url=server.url, auth=auth, timeout=60, limits=httpx.Limits(max_connections=64)
-    ) as client:
+    idle: list[Connection] = []
+    opened: list[Connection] = []
+    slots = asyncio.Semaphore(64)
 
-        async def one(body: bytes) -> None:
-            t0 = time.perf_counter()
-            r = await client.post(
-                "/v1/batch", content=body, headers={"Content-Type": "application/json"}
-            )
+    async def one(body: bytes) -> None:
+        t0 = time.perf_counter()
+        async with slots:
+            if idle:
+                conn = idle.pop()
+            else:
+                conn = Connection(server)
+                opened.append(conn)
+            status, answer = await conn.post(body)
             latencies.append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                raise RuntimeError(f"batch failed: {r.status_code}")
+            idle.append(conn)
+        check(status, answer)
 
-        tasks = []
-        start = time.perf_counter()
-        n = int(rate_batches * seconds)
+    tasks = []
+    start = time.perf_counter()
+    n = int(rate_batches * seconds)
+    try:
         for i in range(min(n, len(bodies))):
             due = start + i / rate_batches
             delay = due - time.perf_counter()
@@ -253,6 +376,9 @@ async def open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(bodies[i])))
         await asyncio.gather(*tasks)
+    finally:
+        for conn in opened:
+            await conn.close()
     return latencies
 
 
@@ -340,14 +466,18 @@ def main() -> None:
 
         server = Server(Path(tmp))
         try:
-            asyncio.run(closed_loop(server, bodies[:50], 4, 5))  # warm-up
+            uvloop.run(closed_loop(server, bodies[:50], 4, 5))  # warm-up
             wait_drained(server)
+            meter = CpuMeter(server.proc.pid)
+            meter.start()
             started = time.perf_counter()
-            sent, elapsed, lat = asyncio.run(
+            sent, elapsed, lat = uvloop.run(
                 closed_loop(server, bodies[50:], args.concurrency, args.seconds)
             )
             load_ended = time.perf_counter()
             drained = wait_drained(server)
+            meter.stop()
+            cpu = meter.per_event(sent)
             rate = sent / elapsed
             lag = drained - load_ended
             projected = sent / (drained - started)
@@ -355,6 +485,12 @@ def main() -> None:
                 f"sustained ingest: {rate:,.0f} events/s over {elapsed:.1f}s "
                 f"({args.concurrency} concurrent clients); batch latency p50 "
                 f"{pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms"
+            )
+            print(
+                "CPU per event (load and catching up): "
+                + ", ".join(f"{k} {v:.1f} µs" for k, v in cpu.items())
+                + f"; total {sum(cpu.values()):.1f} µs of the "
+                f"{(os.cpu_count() or 1) * 1e6 / 25000:.0f} µs that 25,000 events/s allow"
             )
             h = server.health()
             if not args.no_pipeline:
@@ -365,7 +501,7 @@ def main() -> None:
                 )
             used = 50 + sent // BATCH
             half = rate / 2 / BATCH
-            lat_half = asyncio.run(open_loop(server, bodies[used:], half, min(args.seconds, 15)))
+            lat_half = uvloop.run(open_loop(server, bodies[used:], half, min(args.seconds, 15)))
             t_drain = wait_drained(server)
             print(
                 f"at half rate ({half * BATCH:,.0f} events/s, open loop): batch latency p50 "
@@ -382,6 +518,7 @@ def main() -> None:
         "ratio_to_raw": round(rate / raw, 3),
         "pipeline_lag_s": round(lag, 1),
         "projected_events_per_s": round(projected),
+        "cpu_us_per_event": cpu,
         "p50_ms": round(pct(lat, 0.5), 1),
         "p99_ms": round(pct(lat, 0.99), 1),
         "half_rate_events_per_s": round(half * BATCH),
