@@ -33,6 +33,7 @@ from polku.access.actions import ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.validate import prepare
 from polku.events import LoggedEvent
+from polku.gctune import tune_for_throughput
 from polku.pipeline.consumer import Consumer
 from polku.runtime import Runtime
 from polku.settings import Settings
@@ -63,6 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--profile", choices=["collect", "append", "read", "identity", "profiles"])
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep CPython's garbage collector settings (the server and the pipeline "
+        "process tune it with polku.gctune)",
+    )
     args = parser.parse_args()
     print(banner("ingest stages"))
     bodies = make_bodies(args.batches)
@@ -77,6 +84,8 @@ def main() -> None:
         key = created[0]
         source = KeyCache(rt.engine).source(key)
         assert source is not None
+        if not args.default_gc:
+            tune_for_throughput()
         prepared: list[list[object]] = []
 
         def collect() -> None:

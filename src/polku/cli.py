@@ -74,6 +74,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     import uvicorn
 
     from polku.app import create_app
+    from polku.gctune import tune_for_throughput
     from polku.runtime import Runtime
 
     settings = _settings(ctx, **options)
@@ -91,6 +92,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         )
     click.echo(f"  API docs:    {url}/docs")
     app = create_app(settings, runtime)
+    tune_for_throughput()
     try:
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_level="warning", access_log=False

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
+from polku.gctune import tune_for_throughput
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
 from polku.log.base import EventLog
@@ -116,6 +117,7 @@ def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
     # power loss it resumes from an older, consistent checkpoint. The log stays FULL.
     runtime = Runtime.open(settings.replace(sqlite_synchronous="NORMAL"), migrate=False)
     pipeline = runtime.pipeline
+    tune_for_throughput()
 
     def watch_parent() -> None:
         while os.getppid() == parent_pid:

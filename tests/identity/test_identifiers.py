@@ -39,6 +39,7 @@ def test_public_names_are_pinned() -> None:
         "IdentityConfig",
         "MAX_VALUE_LENGTH",
         "extract",
+        "identifier_keys",
         "junk_reason",
         "normalise",
     ]

@@ -87,6 +87,7 @@ __all__ = [
     "IdentifierType",
     "IdentityConfig",
     "extract",
+    "identifier_keys",
     "junk_reason",
     "normalise",
 ]
@@ -451,33 +452,42 @@ def normalise(type_name: str, raw: object, config: IdentityConfig) -> str | None
     return _check(type_name, raw, config)[0]
 
 
-# (key, identifier type) pairs read from traits and context.traits, and from properties.
-_TRAIT_KEYS: tuple[tuple[str, str], ...] = (
-    ("email", "email"),
-    ("phone", "phone"),
-    ("loyalty_card", "loyalty_card"),
-    ("loyaltyCard", "loyalty_card"),
-    ("pos_customer_id", "pos_customer_id"),
-    ("posCustomerId", "pos_customer_id"),
+# Keys read from traits and context.traits, and from properties, with their identifier type.
+_TRAIT_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "email": "email",
+        "phone": "phone",
+        "loyalty_card": "loyalty_card",
+        "loyaltyCard": "loyalty_card",
+        "pos_customer_id": "pos_customer_id",
+        "posCustomerId": "pos_customer_id",
+    }
 )
-_PROPERTY_KEYS: tuple[tuple[str, str], ...] = (
-    ("email", "email"),
-    ("receipt_email", "email"),
-    ("receiptEmail", "email"),
-    ("phone", "phone"),
-    ("loyalty_card", "loyalty_card"),
-    ("loyaltyCard", "loyalty_card"),
-    ("loyalty_card_id", "loyalty_card"),
-    ("loyaltyCardId", "loyalty_card"),
-    ("pos_customer_id", "pos_customer_id"),
-    ("posCustomerId", "pos_customer_id"),
+_PROPERTY_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "email": "email",
+        "receipt_email": "email",
+        "receiptEmail": "email",
+        "phone": "phone",
+        "loyalty_card": "loyalty_card",
+        "loyaltyCard": "loyalty_card",
+        "loyalty_card_id": "loyalty_card",
+        "loyaltyCardId": "loyalty_card",
+        "pos_customer_id": "pos_customer_id",
+        "posCustomerId": "pos_customer_id",
+    }
 )
+_TRAIT_KEY_SET = frozenset(_TRAIT_KEYS)
+_PROPERTY_KEY_SET = frozenset(_PROPERTY_KEYS)
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
 
 def _as_mapping(value: object) -> Mapping[Any, Any]:
-    return value if isinstance(value, Mapping) else _EMPTY
+    # Parsed JSON is a plain dict: test that first, the ABC check is slow.
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    return _EMPTY
 
 
 def _is_true(value: object) -> bool:
@@ -504,32 +514,46 @@ def _add(
     return value
 
 
-def extract(message: Mapping[str, Any], config: IdentityConfig) -> list[Identifier]:
-    """The identifiers in one Segment message, de-duplicated, highest priority first.
+def _add_keyed(
+    found: dict[tuple[str, str], bool],
+    config: IdentityConfig,
+    source: Mapping[Any, Any],
+    keys: Mapping[str, str],
+    key_set: frozenset[str],
+) -> None:
+    """Add the identifiers that `source` holds under `keys` (most objects hold none of
+    them, which one set intersection tells)."""
+    for key in key_set.intersection(source):
+        raw = source[key]
+        if raw is not None:
+            _add(found, config, keys[key], raw)
 
-    See the module docstring for where each identifier comes from. Junk and invalid values are
-    skipped; malformed messages (a non-dict context, lists where strings belong) yield what can
-    be read and never raise, because this runs on every ingested event.
-    """
+
+def identifier_keys(
+    message: Mapping[str, Any], config: IdentityConfig
+) -> list[tuple[str, str, bool]]:
+    """`extract` as ``(type, value, shared)`` tuples, for the identity consumer's hot path."""
     if not isinstance(message, Mapping):
         return []
     found: dict[tuple[str, str], bool] = {}
     message_type = message.get("type")
     context = _as_mapping(message.get("context"))
-    device = _as_mapping(context.get("device"))
-
-    device_id = _add(found, config, "device_id", device.get("id"))
-    device_type = device.get("type")
-    on_shared_device = (
-        _is_true(device.get("shared"))
-        or (
-            isinstance(device_type, str)
-            and _device_type_key(device_type) in config.shared_device_types
+    on_shared_device = False
+    device = context.get("device")
+    if device is not None:
+        device = _as_mapping(device)
+        device_id = _add(found, config, "device_id", device.get("id"))
+        device_type = device.get("type")
+        on_shared_device = (
+            _is_true(device.get("shared"))
+            or (
+                isinstance(device_type, str)
+                and _device_type_key(device_type) in config.shared_device_types
+            )
+            or (device_id is not None and device_id in config.shared_devices)
         )
-        or (device_id is not None and device_id in config.shared_devices)
-    )
-    if on_shared_device and device_id is not None:
-        found["device_id", device_id] = True
+        if on_shared_device and device_id is not None:
+            found["device_id", device_id] = True
 
     user_id = _add(found, config, "user_id", message.get("userId"))
     _add(found, config, "anonymous_id", message.get("anonymousId"), on_shared_device)
@@ -542,24 +566,34 @@ def extract(message: Mapping[str, Any], config: IdentityConfig) -> list[Identifi
             shared = on_shared_device and previous_type == "anonymous_id"
             _add(found, config, previous_type, previous_id, shared)
 
+    extra_traits = config.extra_trait_types
     trait_sources = [_as_mapping(context.get("traits"))]
     if message_type != "group":  # a group's traits describe the group, not the person
         trait_sources.append(_as_mapping(message.get("traits")))
     for traits in trait_sources:
         if not traits:
             continue
-        for key, type_name in _TRAIT_KEYS:
-            if (raw := traits.get(key)) is not None:
-                _add(found, config, type_name, raw)
-        for key, type_name in config.extra_trait_types.items():
+        _add_keyed(found, config, traits, _TRAIT_KEYS, _TRAIT_KEY_SET)
+        for key, type_name in extra_traits.items():
             if (raw := traits.get(key)) is not None:
                 _add(found, config, type_name, raw)
     properties = _as_mapping(message.get("properties"))
     if properties:
-        for key, type_name in _PROPERTY_KEYS:
-            if (raw := properties.get(key)) is not None:
-                _add(found, config, type_name, raw)
+        _add_keyed(found, config, properties, _PROPERTY_KEYS, _PROPERTY_KEY_SET)
 
+    if len(found) == 1:
+        ((type_name, value), shared) = next(iter(found.items()))
+        return [(type_name, value, shared)]
     by_name = config._by_name
     ordered = sorted(found, key=lambda key: (by_name[key[0]].priority, key[0], key[1]))
-    return [Identifier(type_name, value, found[type_name, value]) for type_name, value in ordered]
+    return [(type_name, value, found[type_name, value]) for type_name, value in ordered]
+
+
+def extract(message: Mapping[str, Any], config: IdentityConfig) -> list[Identifier]:
+    """The identifiers in one Segment message, de-duplicated, highest priority first.
+
+    See the module docstring for where each identifier comes from. Junk and invalid values are
+    skipped; malformed messages (a non-dict context, lists where strings belong) yield what can
+    be read and never raise, because this runs on every ingested event.
+    """
+    return [Identifier(t, v, shared) for t, v, shared in identifier_keys(message, config)]

@@ -34,7 +34,6 @@ import orjson
 from sqlalchemy import (
     Connection,
     and_,
-    bindparam,
     delete,
     insert,
     or_,
@@ -44,11 +43,11 @@ from sqlalchemy import (
 )
 
 from polku.events import INTERNAL_PREFIX, LoggedEvent
-from polku.identity.identifiers import Identifier, IdentityConfig, extract
+from polku.identity.identifiers import IdentityConfig, extract, identifier_keys
 from polku.identity.tables import event_profiles, identifiers, merge_blocks, merges, profile_ids
 from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
-from polku.storage.bulk import insert_rows
+from polku.storage.bulk import fetch_in, insert_rows
 
 __all__ = ["UNMERGE", "IdentityConsumer", "canonical", "merge_id_for", "profile_id_for"]
 
@@ -59,10 +58,33 @@ logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (id_type, value)
 _IN_CHUNK = 500
-_OWNERS = select(identifiers.c.value, identifiers.c.profile_id).where(
-    identifiers.c.workspace_id == bindparam("ws"),
-    identifiers.c.id_type == bindparam("kind"),
-    identifiers.c.value.in_(bindparam("values", expanding=True)),
+_OWNERS = (
+    "SELECT value, profile_id FROM identity_identifiers "
+    "WHERE workspace_id = ? AND id_type = ? AND value IN (?*)"
+)
+_MEMBERS = (
+    "SELECT profile_id, id_type, value FROM identity_identifiers "
+    "WHERE workspace_id = ? AND profile_id IN (?*)"
+)
+_PROFILE_COLUMNS = ("profile_id", "workspace_id", "merged_into", "created_at", "created_offset")
+_IDENTIFIER_COLUMNS = (
+    "workspace_id",
+    "id_type",
+    "value",
+    "profile_id",
+    "shared",
+    "first_seen",
+    "added_offset",
+)
+_ASSIGNMENT_COLUMNS = (
+    "offset",
+    "workspace_id",
+    "profile_id",
+    "timestamp",
+    "type",
+    "event",
+    "channel",
+    "store_id",
 )
 
 
@@ -78,12 +100,25 @@ def merge_id_for(workspace_id: str, evidence_message_id: str, loser_id: str) -> 
 
 @dataclass(slots=True)
 class _Workspace:
-    """What one chunk knows about one workspace's graph; thrown away after the chunk."""
+    """What one chunk knows about one workspace's graph; thrown away after the chunk.
+
+    `owner` holds the owners as first read or attached; `redirect` maps each profile merged
+    in this chunk to the one it was merged into, so `_owner` follows it instead of every
+    owner entry being rewritten on each merge.
+    """
 
     workspace_id: str
     owner: dict[_Key, str | None] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    redirect: dict[str, str] = field(default_factory=dict)
     members: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+
+def _owner(space: _Workspace, key: _Key) -> str | None:
+    owner = space.owner[key]
+    if owner is not None and space.redirect:
+        while owner in space.redirect:
+            owner = space.redirect[owner]
+    return owner
 
 
 class IdentityConsumer:
@@ -114,18 +149,27 @@ class IdentityConsumer:
         return run.apply
 
 
+def _found(message: dict[str, Any], config: IdentityConfig) -> list[_Key]:
+    """The identifiers resolution may join on (shared devices' ones never do)."""
+    return [(kind, value) for kind, value, shared in identifier_keys(message, config) if not shared]
+
+
 class _Chunk:
-    """Resolves a run of events with batched reads and writes."""
+    """Resolves a run of events with batched reads and writes.
+
+    Rows to write are tuples in the column order of their table (`_PROFILE_COLUMNS`, ...):
+    a chunk makes one of each per event, and dictionaries would cost more than the insert.
+    """
 
     def __init__(self, conn: Connection, config: IdentityConfig, limits: dict[str, int]) -> None:
         self.conn = conn
         self.config = config
         self.limits = limits
         self.spaces: dict[str, _Workspace] = {}
-        self.new_identifiers: list[dict[str, Any]] = []
-        self.new_profiles: list[dict[str, Any]] = []
-        self.assignments: list[dict[str, Any]] = []
-        self.found: dict[int, list[Identifier]] = {}
+        self.new_identifiers: list[tuple[Any, ...]] = []
+        self.new_profiles: list[tuple[Any, ...]] = []
+        self.assignments: list[tuple[Any, ...]] = []
+        self.found: dict[int, list[_Key]] = {}
         # identifiers attached in this chunk, by (workspace, profile), not yet written
         self.pending: dict[tuple[str, str], list[_Key]] = defaultdict(list)
         # merges decided in this chunk, not yet written: winner -> losers
@@ -148,43 +192,49 @@ class _Chunk:
                 space.owner[key] = None
                 by_type[key[0]].append(key[1])
         for id_type, values in by_type.items():
-            for start in range(0, len(values), _IN_CHUNK):
-                rows = self.conn.execute(
-                    _OWNERS,
-                    {
-                        "ws": space.workspace_id,
-                        "kind": id_type,
-                        "values": values[start : start + _IN_CHUNK],
-                    },
-                )
-                for value, profile_id in rows:
-                    space.owner[(id_type, value)] = profile_id
+            rows = fetch_in(
+                self.conn, _OWNERS, values, (space.workspace_id, id_type), chunk=_IN_CHUNK
+            )
+            for value, profile_id in rows:
+                space.owner[(id_type, value)] = profile_id
+
+    def _prefetch_members(self, space: _Workspace, profile_ids: Iterable[str]) -> None:
+        """Load the identifiers of profiles that resolution will check limits against, in a
+        few queries instead of one per profile (before anything is attached in the chunk)."""
+        wanted = sorted(p for p in set(profile_ids) if p not in space.members)
+        if not wanted:
+            return
+        loaded: dict[str, dict[str, set[str]]] = {p: defaultdict(set) for p in wanted}
+        rows = fetch_in(self.conn, _MEMBERS, wanted, (space.workspace_id,), chunk=_IN_CHUNK)
+        for profile_id, id_type, value in rows:
+            loaded[profile_id][id_type].add(value)
+        for profile_id, known in loaded.items():
+            for id_type, value in self.pending.get((space.workspace_id, profile_id), ()):
+                known[id_type].add(value)
+            space.members[profile_id] = known
 
     def _members(self, space: _Workspace, profile_id: str) -> dict[str, set[str]]:
         """All identifiers of a profile by type (loaded once per chunk)."""
         known = space.members.get(profile_id)
         if known is None:
             known = defaultdict(set)
-            rows = self.conn.execute(
-                select(identifiers.c.id_type, identifiers.c.value).where(
-                    identifiers.c.workspace_id == space.workspace_id,
-                    identifiers.c.profile_id == profile_id,
-                )
+            rows = fetch_in(
+                self.conn, _MEMBERS, [profile_id], (space.workspace_id,), chunk=_IN_CHUNK
             )
-            for id_type, value in rows:
+            for _, id_type, value in rows:
                 known[id_type].add(value)
             for id_type, value in self.pending.get((space.workspace_id, profile_id), ()):
                 known[id_type].add(value)
             space.members[profile_id] = known
         return known
 
-    def _fits(self, space: _Workspace, profile_id: str, extra: Sequence[Identifier]) -> bool:
+    def _fits(self, space: _Workspace, profile_id: str, extra: Sequence[_Key]) -> bool:
         if not extra:
             return True
         members = self._members(space, profile_id)
         wanted: dict[str, set[str]] = defaultdict(set)
-        for ident in extra:
-            wanted[ident.type].add(ident.value)
+        for kind, value in extra:
+            wanted[kind].add(value)
         return all(
             len(members.get(kind, set()) | values) <= self.limits.get(kind, 1)
             for kind, values in wanted.items()
@@ -200,33 +250,45 @@ class _Chunk:
     # -- resolution ----------------------------------------------------------------------
 
     def prefetch(self, events: Sequence[LoggedEvent]) -> None:
-        """Extract every event's identifiers and look up their owners in a few queries."""
+        """Extract every event's identifiers and look up their owners in a few queries, then
+        the identifiers of the profiles that events will check limits against."""
         keys: dict[str, list[_Key]] = defaultdict(list)
         for event in events:
             if event.type.startswith(INTERNAL_PREFIX):
                 continue
-            found = [i for i in extract(event.message, self.config) if not i.shared]
+            found = _found(event.message, self.config)
             self.found[event.offset] = found
-            keys[event.workspace_id].extend((i.type, i.value) for i in found)
+            keys[event.workspace_id].extend(found)
         for workspace_id, wanted in keys.items():
             self._prefetch(self._space(workspace_id), dict.fromkeys(wanted))
+        checked: dict[str, list[str]] = defaultdict(list)
+        for event in events:
+            keys_found = self.found.get(event.offset)
+            if keys_found is None or len(keys_found) < 2:
+                continue  # one identifier: it has an owner or starts a profile, no check
+            owner = self._space(event.workspace_id).owner
+            owners = {owner[key] for key in keys_found}
+            if len(owners) > 1:  # new identifiers to attach, or two profiles to merge
+                checked[event.workspace_id].extend(p for p in owners if p is not None)
+        for workspace_id, checked_ids in checked.items():
+            self._prefetch_members(self._space(workspace_id), checked_ids)
 
     def resolve(self, event: LoggedEvent) -> None:
         space = self._space(event.workspace_id)
         found = self.found.pop(event.offset, None)
         if found is None:
-            found = [i for i in extract(event.message, self.config) if not i.shared]
-            self._prefetch(space, [(i.type, i.value) for i in found])
+            found = _found(event.message, self.config)
+            self._prefetch(space, found)
         if not found:
             return  # nothing to resolve on (collection rejects such events; control events)
 
         current: str | None = None
-        held: list[Identifier] = []
-        for ident in found:
-            owner = space.owner[(ident.type, ident.value)]
+        held: list[_Key] = []
+        for key in found:
+            owner = _owner(space, key)
             if current is None:
                 if owner is None:
-                    held.append(ident)
+                    held.append(key)
                     continue
                 if self._fits(space, owner, held):
                     current = owner
@@ -237,13 +299,13 @@ class _Chunk:
             if owner == current:
                 continue
             if owner is None:
-                if self._fits(space, current, [ident]):
-                    self._attach(space, current, [ident], event)
+                if self._fits(space, current, [key]):
+                    self._attach(space, current, [key], event)
                     continue
                 break
             if not self._mergeable(space, current, owner):
                 break
-            self._merge(space, current, owner, event, ident)
+            self._merge(space, current, owner, event, key)
         if current is None:
             current = self._new_profile(space, event, held)
 
@@ -253,62 +315,56 @@ class _Chunk:
         channel = context.get("channel") if isinstance(context, dict) else None
         store = properties.get("store_id") if isinstance(properties, dict) else None
         self.assignments.append(
-            {
-                "offset": event.offset,
-                "workspace_id": event.workspace_id,
-                "profile_id": current,
-                "timestamp": event.timestamp,
-                "type": event.type,
-                "event": event.event,
-                "channel": channel if isinstance(channel, str) else None,
-                "store_id": str(store)[:100] if isinstance(store, (str, int)) else None,
-            }
+            (
+                event.offset,
+                event.workspace_id,
+                current,
+                event.timestamp,
+                event.type,
+                event.event,
+                channel if isinstance(channel, str) else None,
+                str(store)[:100] if isinstance(store, (str, int)) else None,
+            )
         )
 
-    def _new_profile(
-        self, space: _Workspace, event: LoggedEvent, held: Sequence[Identifier]
-    ) -> str:
+    def _new_profile(self, space: _Workspace, event: LoggedEvent, held: Sequence[_Key]) -> str:
         profile_id = profile_id_for(event.workspace_id, event.message_id)
         self.new_profiles.append(
-            {
-                "profile_id": profile_id,
-                "workspace_id": event.workspace_id,
-                "merged_into": None,
-                "created_at": event.timestamp,
-                "created_offset": event.offset,
-            }
+            (profile_id, event.workspace_id, None, event.timestamp, event.offset)
         )
         space.members[profile_id] = defaultdict(set)
-        taken: list[Identifier] = []
-        for ident in held:  # all new; keep within limits, highest priority first
-            if self._fits(space, profile_id, [*taken, ident]):
-                taken.append(ident)
+        taken: list[_Key] = []
+        for key in held:  # all new; keep within limits, highest priority first
+            if self._fits(space, profile_id, [*taken, key]):
+                taken.append(key)
         self._attach(space, profile_id, taken, event)
         return profile_id
 
     def _attach(
-        self, space: _Workspace, profile_id: str, idents: Sequence[Identifier], event: LoggedEvent
+        self, space: _Workspace, profile_id: str, keys: Sequence[_Key], event: LoggedEvent
     ) -> None:
-        members = self._members(space, profile_id) if idents else None
-        for ident in idents:
-            space.owner[(ident.type, ident.value)] = profile_id
-            assert members is not None
-            members[ident.type].add(ident.value)
-            self.pending[(space.workspace_id, profile_id)].append((ident.type, ident.value))
+        if not keys:
+            return
+        members = self._members(space, profile_id)
+        pending = self.pending[(space.workspace_id, profile_id)]
+        for key in keys:
+            space.owner[key] = profile_id
+            members[key[0]].add(key[1])
+            pending.append(key)
             self.new_identifiers.append(
-                {
-                    "workspace_id": space.workspace_id,
-                    "id_type": ident.type,
-                    "value": ident.value,
-                    "profile_id": profile_id,
-                    "shared": False,
-                    "first_seen": event.timestamp,
-                    "added_offset": event.offset,
-                }
+                (
+                    space.workspace_id,
+                    key[0],
+                    key[1],
+                    profile_id,
+                    False,
+                    event.timestamp,
+                    event.offset,
+                )
             )
 
     def _merge(
-        self, space: _Workspace, winner: str, loser: str, event: LoggedEvent, via: Identifier
+        self, space: _Workspace, winner: str, loser: str, event: LoggedEvent, via: _Key
     ) -> None:
         ws = space.workspace_id
         loser_ids = self._members(space, loser)
@@ -320,7 +376,7 @@ class _Chunk:
             "loser_id": loser,
             "evidence_offset": event.offset,
             "evidence_message_id": event.message_id,
-            "reason": f"{via.type} {via.value!r} on this event belongs to both profiles",
+            "reason": f"{via[0]} {via[1]!r} on this event belongs to both profiles",
             "identifiers": orjson.dumps(listing).decode(),
             "merged_at": event.timestamp,
         }
@@ -331,20 +387,18 @@ class _Chunk:
         for kind, values in loser_ids.items():
             winner_ids[kind] |= values
         space.members.pop(loser, None)
-        for key, owner in space.owner.items():
-            if owner == loser:
-                space.owner[key] = winner
+        space.redirect[loser] = winner
 
     # -- writes --------------------------------------------------------------------------
 
     def seal(self) -> None:
         """Queue the rows gathered so far as one write step (in order with the merges)."""
         batches = [
-            (table, tuple(rows[0]), [tuple(r.values()) for r in rows])
-            for table, rows in (
-                (profile_ids, self.new_profiles),
-                (identifiers, self.new_identifiers),
-                (event_profiles, self.assignments),
+            (table, columns, rows)
+            for table, columns, rows in (
+                (profile_ids, _PROFILE_COLUMNS, self.new_profiles),
+                (identifiers, _IDENTIFIER_COLUMNS, self.new_identifiers),
+                (event_profiles, _ASSIGNMENT_COLUMNS, self.assignments),
             )
             if rows
         ]

@@ -14,30 +14,62 @@ from polku.identity.projection import UNMERGE, canonical
 from polku.identity.tables import event_profiles, merges
 from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
-from polku.profiles.state import ProfileState, apply_event, merge_states
+from polku.profiles.state import ProfileState, apply_event, changes_traits, merge_states
 from polku.profiles.tables import profiles
-from polku.storage.bulk import insert_rows, update_rows
+from polku.storage.bulk import fetch_in, fetch_rows, insert_rows, update_rows
 
 __all__ = ["ProfilesConsumer", "load_states"]
 
 _IN_CHUNK = 400
-_JSON_FIELDS = ("traits", "trait_times", "consent", "channels")
+_STATE_COLUMNS = (
+    "profile_id",
+    "workspace_id",
+    "merged_into",
+    "traits",
+    "trait_times",
+    "consent",
+    "channels",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "order_count",
+    "last_offset",
+)
+_LOAD = f"SELECT {', '.join(_STATE_COLUMNS)} FROM profiles WHERE profile_id IN (?*)"
+_OWNERS = 'SELECT "offset", profile_id FROM identity_event_profiles WHERE "offset" BETWEEN ? AND ?'
 
 
-def _from_row(row: Any) -> ProfileState:
+def _from_row(row: Sequence[Any]) -> ProfileState:
+    """A profile's whole state from a row of `_STATE_COLUMNS`."""
     return ProfileState(
-        profile_id=row.profile_id,
-        workspace_id=row.workspace_id,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        traits=orjson.loads(row.traits),
-        trait_times=orjson.loads(row.trait_times),
-        consent=orjson.loads(row.consent),
-        channels=orjson.loads(row.channels),
-        event_count=row.event_count,
-        order_count=row.order_count,
-        last_offset=row.last_offset,
-        merged_into=row.merged_into,
+        profile_id=row[0],
+        workspace_id=row[1],
+        merged_into=row[2],
+        traits=orjson.loads(row[3]),
+        trait_times=orjson.loads(row[4]),
+        consent=orjson.loads(row[5]),
+        channels=orjson.loads(row[6]),
+        first_seen=row[7],
+        last_seen=row[8],
+        event_count=row[9],
+        order_count=row[10],
+        last_offset=row[11],
+    )
+
+
+def _counters_from_row(row: Sequence[Any]) -> ProfileState:
+    """The state without traits and consent (left empty, not parsed): enough for events that
+    only move counters and channels (see `changes_traits`)."""
+    return ProfileState(
+        profile_id=row[0],
+        workspace_id=row[1],
+        merged_into=row[2],
+        channels=orjson.loads(row[6]),
+        first_seen=row[7],
+        last_seen=row[8],
+        event_count=row[9],
+        order_count=row[10],
+        last_offset=row[11],
     )
 
 
@@ -58,16 +90,30 @@ _COLUMNS = (
     "workspace_id",
     "profile_id",
 )
+# What an event without traits or consent changes; the search columns (email, phone, name)
+# and their indexes stay untouched.
+_COUNTER_COLUMNS = (
+    "channels",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "order_count",
+    "last_offset",
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _to_row(state: ProfileState) -> tuple[Any, ...]:
     """Values in `_COLUMNS` order (the key last, so the same tuple serves an UPDATE)."""
     return (
         state.merged_into,
-        orjson.dumps(state.traits, option=orjson.OPT_SORT_KEYS).decode(),
-        orjson.dumps(state.trait_times, option=orjson.OPT_SORT_KEYS).decode(),
-        orjson.dumps(state.consent, option=orjson.OPT_SORT_KEYS).decode(),
-        orjson.dumps(state.channels, option=orjson.OPT_SORT_KEYS).decode(),
+        _json(state.traits),
+        _json(state.trait_times),
+        _json(state.consent),
+        _json(state.channels),
         state.first_seen,
         state.last_seen,
         state.event_count,
@@ -81,20 +127,27 @@ def _to_row(state: ProfileState) -> tuple[Any, ...]:
     )
 
 
+def _to_counter_row(state: ProfileState) -> tuple[Any, ...]:
+    """Values in `_COUNTER_COLUMNS` order, then the key (an UPDATE of those columns)."""
+    return (
+        _json(state.channels),
+        state.first_seen,
+        state.last_seen,
+        state.event_count,
+        state.order_count,
+        state.last_offset,
+        state.profile_id,
+    )
+
+
 def _merged_stub(workspace_id: str, profile_id: str, merged_into: str) -> ProfileState:
     return ProfileState(profile_id, workspace_id, 0, 0, merged_into=merged_into)
 
 
 def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
-    found: dict[str, ProfileState] = {}
-    ids = list(profile_ids)
-    for start in range(0, len(ids), _IN_CHUNK):
-        rows = conn.execute(
-            select(profiles).where(profiles.c.profile_id.in_(ids[start : start + _IN_CHUNK]))
-        )
-        for row in rows:
-            found[row.profile_id] = _from_row(row)
-    return found
+    """The stored states of `profile_ids` (those that have a row), parsed whole."""
+    rows = fetch_in(conn, _LOAD, list(profile_ids), chunk=_IN_CHUNK)
+    return {row[0]: _from_row(row) for row in rows}
 
 
 class ProfilesConsumer:
@@ -108,22 +161,31 @@ class ProfilesConsumer:
             event = events[0]
             return lambda writer: self._unmerge(writer, event)
         first, last = events[0].offset, events[-1].offset
-        owner: dict[int, str] = dict(
-            conn.execute(
-                select(event_profiles.c.offset, event_profiles.c.profile_id).where(
-                    event_profiles.c.offset.between(first, last)
-                )
-            ).all()
-        )
+        owner: dict[int, str] = dict(fetch_rows(conn, _OWNERS, (first, last)))
         chunk_merges = conn.execute(
             select(merges.c.workspace_id, merges.c.winner_id, merges.c.loser_id)
             .where(merges.c.evidence_offset.between(first, last))
             .order_by(merges.c.evidence_offset)
         ).all()
-        wanted = set(owner.values())
+        # Profiles whose traits or consent this chunk may change (and both sides of every
+        # merge) are loaded and written whole; the others only have their counters moved.
+        whole: set[str] = set()
         for _, winner, loser in chunk_merges:
-            wanted.update((winner, loser))
-        states = load_states(conn, sorted(wanted))
+            whole.update((winner, loser))
+        for event in events:
+            profile_id = owner.get(event.offset)
+            if profile_id is not None and profile_id not in whole and changes_traits(event):
+                whole.add(profile_id)
+        wanted = set(owner.values())
+        wanted.update(whole)
+        states: dict[str, ProfileState] = {}
+        counters_only: set[str] = set()
+        for row in fetch_in(conn, _LOAD, sorted(wanted), chunk=_IN_CHUNK):
+            if row[0] in whole:
+                states[row[0]] = _from_row(row)
+            else:
+                states[row[0]] = _counters_from_row(row)
+                counters_only.add(row[0])
         existing = set(states)
 
         for workspace_id, winner, loser in chunk_merges:
@@ -151,14 +213,29 @@ class ProfilesConsumer:
                 )
             apply_event(state, event)
 
-        return lambda writer: self._write(writer, states, existing)
+        return lambda writer: self._write(writer, states, existing, counters_only)
 
-    def _write(self, conn: Connection, states: dict[str, ProfileState], existing: set[str]) -> None:
-        inserts = [_to_row(s) for pid, s in states.items() if pid not in existing]
-        updates = [_to_row(s) for pid, s in states.items() if pid in existing]
+    def _write(
+        self,
+        conn: Connection,
+        states: dict[str, ProfileState],
+        existing: set[str],
+        counters_only: set[str],
+    ) -> None:
+        inserts = []
+        updates = []
+        counter_updates = []
+        for profile_id, state in states.items():
+            if profile_id not in existing:
+                inserts.append(_to_row(state))
+            elif profile_id in counters_only:
+                counter_updates.append(_to_counter_row(state))
+            else:
+                updates.append(_to_row(state))
         insert_rows(conn, profiles, _COLUMNS, inserts)
         # An UPDATE tuple is the same values: every column but the key, then the key.
         update_rows(conn, profiles, "profile_id", _COLUMNS[:-1], updates)
+        update_rows(conn, profiles, "profile_id", _COUNTER_COLUMNS, counter_updates)
 
     def _unmerge(self, conn: Connection, event: LoggedEvent) -> None:
         merge_id = (event.message.get("properties") or {}).get("merge_id")
@@ -168,7 +245,7 @@ class ProfilesConsumer:
         sides = [canonical(conn, row.winner_id), row.loser_id]
         existing = set(load_states(conn, sides))
         states = {pid: rebuild(conn, pid, event.workspace_id, event.offset) for pid in sides}
-        self._write(conn, states, existing)
+        self._write(conn, states, existing, set())
 
 
 def rebuild(conn: Connection, profile_id: str, workspace_id: str, upto: int) -> ProfileState:

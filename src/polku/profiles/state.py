@@ -14,7 +14,14 @@ import orjson
 
 from polku.events import LoggedEvent
 
-__all__ = ["ORDER_EVENTS", "ProfileState", "apply_event", "consent_changes", "merge_states"]
+__all__ = [
+    "ORDER_EVENTS",
+    "ProfileState",
+    "apply_event",
+    "changes_traits",
+    "consent_changes",
+    "merge_states",
+]
 
 ORDER_EVENTS: Final = frozenset({"Order Completed", "POS Order Completed"})
 _NAME_PARTS: Final = ("first_name", "firstName", "last_name", "lastName")
@@ -137,6 +144,29 @@ def consent_changes(message: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return found
 
 
+def _event_traits(event: LoggedEvent, message: dict[str, Any], context: Any) -> Any:
+    """The traits object an event sets: an identify's own traits, else ``context.traits``."""
+    if event.type == "identify":
+        return message.get("traits")
+    if isinstance(context, dict):
+        return context.get("traits")
+    return None
+
+
+def changes_traits(event: LoggedEvent) -> bool:
+    """Whether `apply_event` may change the profile's traits or consent for `event`.
+
+    Most events (page views, product views) only move counters and channels; the profiles
+    projection then leaves a profile's traits and consent unparsed and unwritten.
+    Conservative: a traits object (even one that sets nothing new) counts as a change.
+    """
+    message = event.message
+    traits = _event_traits(event, message, message.get("context"))
+    if isinstance(traits, dict) and traits:
+        return True
+    return bool(consent_changes(message))
+
+
 def apply_event(state: ProfileState, event: LoggedEvent) -> None:
     """Fold one event into the state (idempotence is the pipeline's job, by checkpoint)."""
     message = event.message
@@ -153,18 +183,16 @@ def apply_event(state: ProfileState, event: LoggedEvent) -> None:
     if event.type == "track" and event.event in ORDER_EVENTS:
         state.order_count += 1
 
-    traits: Any = None
-    if event.type == "identify":
-        traits = message.get("traits")
-    elif isinstance(context, dict):
-        traits = context.get("traits")
+    traits = _event_traits(event, message, context)
     if isinstance(traits, dict):
         for key, value in traits.items():
             if key != "consent":
                 _set_trait(state, key, value, at)
-    source = f"{event.type}:{event.source_id or 'api'}:{event.message_id}"
-    for purpose, channel, granted in consent_changes(message):
-        _set_consent(state, purpose, channel, granted, at, source)
+    changes = consent_changes(message)
+    if changes:
+        source = f"{event.type}:{event.source_id or 'api'}:{event.message_id}"
+        for purpose, channel, granted in changes:
+            _set_consent(state, purpose, channel, granted, at, source)
 
 
 def merge_states(winner: ProfileState, loser: ProfileState) -> None:
