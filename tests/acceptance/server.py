@@ -64,6 +64,11 @@ class PolkuServer:
     def sqlite_path(self) -> Path:
         return self.data_dir / "polku.db"
 
+    @property
+    def log_sqlite_path(self) -> Path:
+        """The SQLite file that holds the log (beside the state database)."""
+        return self.data_dir / "polku-log.db"
+
     def logs(self) -> str:
         if not self.log_path.exists():
             return "(no output)"

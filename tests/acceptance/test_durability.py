@@ -131,7 +131,7 @@ def _check(server: PolkuServer, database_url: str) -> None:
 def test_acknowledged_events_survive_sigkill_on_sqlite(tmp_path: Path) -> None:
     with polku_servers(tmp_path) as start:
         server = start()  # SQLite, POLKU_SQLITE_SYNCHRONOUS at its default (FULL)
-        _check(server, f"sqlite:///{server.sqlite_path}")
+        _check(server, f"sqlite:///{server.log_sqlite_path}")
 
 
 @pytest.mark.postgres

@@ -18,10 +18,12 @@ import orjson
 import pytest
 from segment.analytics.client import Client
 from server import PolkuServer, polku_servers
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from polku.identity.tables import event_profiles, identifiers
 from polku.log.tables import log_events
+from polku.settings import Settings
+from polku.storage.engine import make_engine
 
 pytestmark = pytest.mark.slow
 
@@ -144,10 +146,11 @@ def _read_projection(
 ) -> tuple[dict[str, str], list[Any]]:
     """Identifier owners, and each sent message's log row with the profile it was given.
 
-    Read straight from the server's SQLite file (identity_identifiers and
-    identity_event_profiles), which is what any profile API would answer from.
+    Read straight from the server's SQLite files (identity_identifiers and
+    identity_event_profiles, joined to the log file that Polku's engine attaches), which is
+    what any profile API would answer from.
     """
-    engine = create_engine(f"sqlite:///{server.sqlite_path}")
+    engine = make_engine(Settings.build(data_dir=server.data_dir))
     try:
         with engine.connect() as conn:
             owners = {

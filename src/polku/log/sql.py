@@ -1,4 +1,5 @@
-"""The log as a table in the state database (the embedded mode's backend).
+"""The log as a SQL table (the embedded mode's backend): on PostgreSQL in the state database,
+on SQLite in a file of its own that the state database attaches (see `polku.storage.engine`).
 
 Appends from all concurrent requests are queued to one writer thread, which commits whatever
 has gathered in a single transaction (group commit) and only then releases the waiting
@@ -26,7 +27,7 @@ from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
 from polku.log.tables import log_events
 from polku.storage.bulk import fetch_rows, insert_rows
-from polku.storage.engine import translate_errors, writing
+from polku.storage.engine import log_engine, translate_errors, writing
 
 __all__ = ["SqlLog"]
 
@@ -66,7 +67,9 @@ class SqlLog:
     """`EventLog` on a SQL table, with group commit through one writer thread."""
 
     def __init__(self, engine: Engine, *, max_group_rows: int = 20_000) -> None:
-        self._engine = engine
+        """`engine` is the state database's; the log is written through its `log_engine`."""
+        self._engine = log_engine(engine)
+        self._owns_engine = self._engine is not engine
         self._max_group_rows = max_group_rows
         self._pending: deque[_Pending] = deque()
         self._cond = threading.Condition()
@@ -203,6 +206,8 @@ class SqlLog:
             thread = self._thread
         if thread is not None:
             thread.join(timeout=30)
+        if self._owns_engine:
+            self._engine.dispose()
 
 
 def _rows(events: Sequence[NewEvent]) -> list[tuple[Any, ...]]:

@@ -2,12 +2,26 @@
 
 SQLite runs in WAL mode with a busy timeout, so readers never block the writer and the
 writer waits for the other writers instead of failing; PostgreSQL uses psycopg 3.
+
+On SQLite the log lives in a file of its own next to the state database (``polku.db`` and
+``polku-log.db``): SQLite admits one writer per file, and with both in one file the log's
+appends (durable, on every request) and the pipeline's projection commits queued behind each
+other, every commit invalidated the other process's page cache, and the log's writer ran the
+WAL checkpoints of the projections' pages. The state engine attaches the log file read-only
+(schema ``log``), so queries that join events to projections work unchanged and its write
+transactions never lock the log; only `log_engine` (used by `polku.log.sql.SqlLog`) writes it.
+No transaction writes both files, so WAL commits stay atomic: the log is the truth and the
+projections can be rebuilt from it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import urllib.parse
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -16,7 +30,25 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from polku.errors import Unavailable
 from polku.settings import Settings
 
-__all__ = ["make_engine", "translate_errors", "writing"]
+__all__ = ["log_engine", "log_file", "make_engine", "translate_errors", "writing"]
+
+# state engine -> the engine that writes its log file (SQLite with a file database only)
+_LOG_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def log_file(database: str | None) -> Path | None:
+    """The log's own SQLite file for the state database file `database` (``polku.db`` ->
+    ``polku-log.db`` beside it); None for an in-memory database, which keeps the log."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return path.with_name(f"{path.stem}-log{path.suffix}")
+
+
+def log_engine(engine: Engine) -> Engine:
+    """The engine that appends to the log of `engine`'s database: on SQLite the log file's
+    own engine (see the module docstring), otherwise `engine` itself."""
+    return _LOG_ENGINES.get(engine, engine)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -24,39 +56,68 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8,
-            max_overflow=8,
-        )
-        synchronous = settings.sqlite_synchronous
+        engine = _sqlite_engine(url, settings.sqlite_synchronous, pool_size=8)
+        database = engine.url.database
+        log_path = log_file(database)
+        if log_path is None:
+            return engine
+        # The file must exist (in WAL mode) before a connection can attach it read-only.
+        created = sqlite3.connect(log_path)
+        try:
+            created.execute("PRAGMA journal_mode=WAL")
+        finally:
+            created.close()
+        target = "file:" + urllib.parse.quote(str(log_path.resolve())) + "?mode=ro"
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy manage transactions; issue BEGIN ourselves (see _begin).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA cache_size=-65536")
-            cursor.execute("PRAGMA temp_store=MEMORY")
-            cursor.close()
+        def _attach_log(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("ATTACH DATABASE ? AS log", (target,))
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            # A writing transaction (see `writing`) takes the write lock up front with
-            # IMMEDIATE: two writers that both started as readers cannot deadlock, and
-            # busy_timeout applies. Readers use a plain deferred BEGIN and never block.
-            if conn.get_execution_options().get("polku_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
-
+        _LOG_ENGINES[engine] = _sqlite_engine(
+            f"sqlite:///{log_path}", settings.sqlite_synchronous, pool_size=4
+        )
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, synchronous: str, *, pool_size: int) -> Engine:
+    # uri=True lets the state engine attach the log file with a read-only URI; a plain path
+    # still opens as a file name. LIFO: the connection used last (with its warm page cache)
+    # is the one handed out next.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30, "uri": True},
+        pool_size=pool_size,
+        max_overflow=8,
+        pool_use_lifo=True,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy manage transactions; issue BEGIN ourselves (see _begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A writing transaction (see `writing`) takes the write lock up front with
+        # IMMEDIATE: two writers that both started as readers cannot deadlock, and
+        # busy_timeout applies. Readers use a plain deferred BEGIN and never block.
+        # (IMMEDIATE locks every attached database that is writable: the state engine
+        # attaches the log read-only, so its writers never lock the log.)
+        if conn.get_execution_options().get("polku_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 @contextlib.contextmanager
