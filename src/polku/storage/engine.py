@@ -17,7 +17,10 @@ projections can be rebuilt from it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
+import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Iterator
@@ -31,6 +34,8 @@ from polku.errors import Unavailable
 from polku.settings import Settings
 
 __all__ = ["log_engine", "log_file", "make_engine", "translate_errors", "writing"]
+
+logger = logging.getLogger(__name__)
 
 # state engine -> the engine that writes its log file (SQLite with a file database only)
 _LOG_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
@@ -103,6 +108,9 @@ def _sqlite_engine(url: str, synchronous: str, *, pool_size: int) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        # Checkpoints run in the background (`_checkpoint_in_background`), not inside a
+        # commit; the automatic one stays as a backstop for a WAL that grew very large.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -117,7 +125,42 @@ def _sqlite_engine(url: str, synchronous: str, *, pool_size: int) -> Engine:
         else:
             conn.exec_driver_sql("BEGIN")
 
+    threading.Thread(
+        target=_checkpoint_in_background,
+        args=(weakref.ref(engine),),
+        name="polku-wal-checkpoint",
+        daemon=True,
+    ).start()
     return engine
+
+
+_AUTOCHECKPOINT_PAGES = 50_000  # ~200 MB of WAL (SQLite's default: 1,000 pages)
+_CHECKPOINT_EVERY = 0.25  # seconds
+
+
+def _checkpoint_in_background(ref: weakref.ref[Engine]) -> None:
+    """Copy committed WAL pages into the database file every `_CHECKPOINT_EVERY` seconds.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages: that
+    commit then copies and syncs megabytes, which on the log's writer thread delayed every
+    request of its group, and in the pipeline stalled projection. A PASSIVE checkpoint never
+    blocks readers or writers, so here it costs nobody a wait. The thread ends with its
+    engine (it holds only a weak reference).
+    """
+    while True:
+        time.sleep(_CHECKPOINT_EVERY)
+        engine = ref()
+        if engine is None:
+            return
+        try:
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA main.wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+        except Exception:  # the database went away (tests' folders, shutdown): try later
+            logger.debug("background WAL checkpoint failed", exc_info=True)
+        del engine
 
 
 @contextlib.contextmanager
