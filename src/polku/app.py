@@ -15,6 +15,9 @@ from polku import __version__
 from polku.collect.api import router as collect_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
+from polku.ops.api import router as ops_router
+from polku.ops.health import Readiness
+from polku.ops.middleware import MetricsMiddleware
 from polku.profiles.api import router as profiles_router
 from polku.runtime import Runtime
 from polku.settings import Settings
@@ -56,6 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             },
             {"name": "identity", "description": "Identifiers, the merge ledger and un-merge."},
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
+            {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
         ],
     )
     if runtime is not None:
@@ -69,9 +73,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         allow_headers=["*"],
         max_age=86400,
     )
+    # Outermost of ours, so CORS preflights are timed too.
+    app.add_middleware(MetricsMiddleware)
+    app.state.readiness = Readiness()
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(identity_router)
+    app.include_router(ops_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

@@ -155,6 +155,21 @@ SETTINGS: tuple[Setting, ...] = (
         "The URL browsers and SDKs use to reach Polku (for the analytics.js settings "
         "endpoint). Empty: taken from each request's Host header.",
     ),
+    Setting(
+        "readiness_timeout",
+        2.0,
+        "Seconds each GET /readyz check (state store, log) may take before it counts as "
+        "failed; keep it below the probe's own timeout.",
+        float,
+    ),
+    Setting(
+        "metrics_port",
+        9464,
+        "Port on which `polku worker` serves Prometheus metrics at /metrics (on POLKU_HOST); "
+        "give each worker on one machine its own; 0 turns it off. `polku serve` serves "
+        "them on its HTTP port instead.",
+        int,
+    ),
 )
 
 
@@ -177,6 +192,8 @@ class Settings:
     shared_devices: frozenset[str] = frozenset()
     cors_origins: frozenset[str] = frozenset({"*"})
     public_url: str = ""
+    readiness_timeout: float = 2.0
+    metrics_port: int = 9464
 
     @classmethod
     def build(cls, **values: Any) -> Settings:

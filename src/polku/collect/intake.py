@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from polku.errors import BadRequest, InvalidJSON, PayloadTooLarge, PolkuError, U
 from polku.events import NewEvent
 from polku.identity.identifiers import IdentityConfig
 from polku.log.base import EventLog
+from polku.ops.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, LOG_APPEND_SECONDS
 from polku.settings import Settings
 from polku.storage.engine import translate_errors, writing
 
@@ -177,7 +179,10 @@ class Intake:
 
         result = IntakeResult(accepted=len(accepted), rejected=rejected)
         if accepted:
+            started = time.perf_counter()
             result.head = await self._log.append(accepted)
+            LOG_APPEND_SECONDS.observe(time.perf_counter() - started)
+            EVENTS_ACCEPTED.labels(source.workspace_id).inc(len(accepted))
         if rejected:
             await self._dead_letter(rejected, endpoint, source, received_at)
         return result
@@ -257,6 +262,10 @@ class Intake:
         source: Source | None,
         received_at: int,
     ) -> None:
+        # Every rejection passes here; count them (once per code) before they are stored.
+        for code, count in Counter(r.code for r in rejections).items():
+            EVENTS_REJECTED.labels(code).inc(count)
+
         def record() -> None:
             with translate_errors("recording rejected events"), writing(self._engine) as conn:
                 record_rejections(
