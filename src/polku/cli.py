@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 import click
 
 from polku import __version__
+from polku.ops.logs import configure_logging
 from polku.settings import SETTINGS, Settings, SettingsError, load
 
 __all__ = ["main"]
@@ -33,12 +33,13 @@ _ENV_HELP = "\n".join(f"  {s.env}: {s.help}" for s in SETTINGS)
 @click.version_option(__version__, prog_name="polku")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Settings are loaded again by each command (with its options); here only the log
+    # format is needed. A bad value of another variable is the command's to report.
+    try:
+        log_format = load().log_format
+    except SettingsError:
+        log_format = "text"
+    configure_logging(log_format, verbose)
 
 
 def database_option(func: Any) -> Any:

@@ -170,6 +170,13 @@ SETTINGS: tuple[Setting, ...] = (
         "them on its HTTP port instead.",
         int,
     ),
+    Setting(
+        "log_format",
+        "text",
+        "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
+        "or `json` (one JSON object per line with the event fields, for log collectors).",
+        _choice("text", "json"),
+    ),
 )
 
 
@@ -194,6 +201,7 @@ class Settings:
     public_url: str = ""
     readiness_timeout: float = 2.0
     metrics_port: int = 9464
+    log_format: str = "text"
 
     @classmethod
     def build(cls, **values: Any) -> Settings:
