@@ -55,6 +55,7 @@ def _assert_not_ready(client: TestClient, failed_check: str) -> dict[str, object
     assert body["status"] == "not_ready"
     assert body["checks"][failed_check]["status"] == "failed"
     assert body["checks"][failed_check]["error"]
+    assert "\n" not in body["checks"][failed_check]["error"]  # one line, for logs and UIs
     error = body["error"]
     assert error["code"] == "not_ready"
     assert error["hint"]

@@ -89,6 +89,8 @@ class Readiness:
         except Exception as exc:  # any failure means not ready; say which and why
             logger.warning("readiness check %s failed", name, exc_info=exc)
             error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            error = " ".join(error.split())  # driver messages span lines; keep one
         return CheckResult(name, time.perf_counter() - start, error)
 
 
