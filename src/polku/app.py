@@ -86,8 +86,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         """Liveness and how far the pipeline is behind the log."""
         rt: Runtime = app.state.runtime
         head = rt.log.head()
+        positions = rt.progress.positions()
         return json_response(
-            {"status": "ok", "log_head": head, "pipeline_position": rt.pipeline.position}
+            {
+                "status": "ok",
+                "log_head": head,
+                "pipeline_position": min(positions.values(), default=0),
+                "positions": positions,
+            }
         )
 
     return app

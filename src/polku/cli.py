@@ -1,4 +1,4 @@
-"""The `polku` command: serve, migrate, replay, keys, demo."""
+"""The `polku` command: serve, worker, migrate, replay, keys, demo."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from polku import __version__
+from polku.errors import PolkuError
 from polku.ops.logs import configure_logging
 from polku.settings import SETTINGS, Settings, SettingsError, load
 
@@ -49,6 +50,13 @@ def database_option(func: Any) -> Any:
         default=None,
         help="Folder of the embedded SQLite database (POLKU_DATA_DIR, default ./polku-data).",
     )(func)
+    func = click.option(
+        "--log",
+        "log_url",
+        default=None,
+        help="Event log URL: nats://host:4222 for the production mode's JetStream log "
+        "(POLKU_LOG_URL). Default: a table in the database (embedded mode).",
+    )(func)
     return click.option(
         "--database",
         "database_url",
@@ -56,6 +64,11 @@ def database_option(func: Any) -> Any:
         help="Database URL, e.g. postgresql://localhost/polku (POLKU_DATABASE_URL). "
         "Default: the embedded SQLite file.",
     )(func)
+
+
+def _failed(exc: PolkuError) -> click.ClickException:
+    """A Polku error as the command's error message: what happened and what to do."""
+    return click.ClickException(f"{exc.message} {exc.hint or ''}".strip())
 
 
 @main.command()
@@ -78,10 +91,15 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from polku.runtime import Runtime
 
     settings = _settings(ctx, **options)
-    runtime = Runtime.open(settings)
-    created = runtime.bootstrap()
+    try:
+        runtime = Runtime.open(settings)
+        created = runtime.bootstrap()
+    except PolkuError as exc:
+        raise _failed(exc) from exc
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Polku {__version__} on {url}  (database: {_where(settings)})")
+    if settings.uses_nats:
+        click.echo(f"  log:         {settings.log_url} (run `polku worker` to project it)")
     if created is not None:
         key, token = created
         click.echo("Created the default workspace on this fresh database:")
@@ -110,15 +128,25 @@ def _where(settings: Settings) -> str:
 @database_option
 @click.pass_context
 def migrate(ctx: click.Context, /, **options: Any) -> None:
-    """Create or upgrade the database schema to the newest version."""
-    from polku.storage.engine import make_engine
-    from polku.storage.migrate import upgrade
+    """Create or upgrade the database schema to the newest version.
+
+    In the production mode (--log nats://...) it also creates or updates the JetStream
+    stream (retention, replicas, max age: see `polku settings`) and the partitions.
+    """
+    from polku.runtime import migrate as run_migrations
 
     settings = _settings(ctx, **options)
-    engine = make_engine(settings)
-    upgrade(engine)
-    engine.dispose()
+    try:
+        run_migrations(settings)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
     click.echo(f"Database is up to date: {_where(settings)}")
+    if settings.uses_nats:
+        click.echo(
+            f"Stream {settings.nats_stream} is up to date on {settings.log_url} "
+            f"({settings.partitions} partitions, {settings.nats_replicas} replica(s), "
+            f"max age {settings.nats_max_age_days:g} days)"
+        )
 
 
 @main.command()
@@ -129,17 +157,81 @@ def replay(ctx: click.Context, /, **options: Any) -> None:
 
     Stop `polku serve` first: replay deletes the projections and reads the whole log again.
     """
-    from polku.runtime import Runtime
+    from polku.runtime import Runtime, replay_partitions
 
     settings = _settings(ctx, **options)
+    if settings.uses_nats:
+        try:
+            seen = replay_partitions(settings, echo=click.echo)
+        except PolkuError as exc:
+            raise _failed(exc) from exc
+        click.echo(f"Done: {seen} events processed.")
+        return
     runtime = Runtime.open(settings)
+    pipeline = runtime.pipeline
+    assert pipeline is not None
     try:
         head = runtime.log.head()
         click.echo(f"Replaying {head} events…")
-        seen = runtime.pipeline.replay()
-        click.echo(f"Done: {seen} events processed by {len(runtime.pipeline.consumers)} consumers.")
+        seen = pipeline.replay()
+        click.echo(f"Done: {seen} events processed by {len(pipeline.consumers)} consumers.")
     finally:
         runtime.close()
+
+
+@main.command()
+@database_option
+@click.option(
+    "--id",
+    "worker_id",
+    default=None,
+    help="Name of this worker in the partition leases (default: host name and process id).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (default: none).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics endpoint listens on.",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    /,
+    worker_id: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    **options: Any,
+) -> None:
+    """Project the production mode's NATS log into PostgreSQL (the pipeline's consumers).
+
+    Run as many as you like, on as many machines: they share the log's partitions among
+    them and take over the partitions of one that stops. Stops cleanly on SIGTERM.
+    """
+    import os
+    import socket
+
+    from polku.runtime import run_worker
+
+    settings = _settings(ctx, **options)
+    name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def ready(running: Any) -> None:
+        if metrics_port is not None:
+            from polku.ops.metrics import serve_metrics
+
+            serve_metrics(metrics_host, metrics_port)
+        click.echo(f"Polku worker {name} ready (log: {settings.log_url})")
+
+    try:
+        run_worker(settings, name, ready=ready)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
 
 
 @main.group()

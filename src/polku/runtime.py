@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -21,17 +22,24 @@ from sqlalchemy import Engine
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
+from polku.errors import PolkuError, Unavailable
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
 from polku.log.base import EventLog
+from polku.log.nats import NatsLog
 from polku.log.sql import SqlLog
+from polku.pipeline import checkpoints
+from polku.pipeline.consumer import Consumer
+from polku.pipeline.leases import check_partitions, ensure_partitions, live_workers
+from polku.pipeline.progress import PartitionedProgress, PipelineProgress, Progress
 from polku.pipeline.runner import Pipeline
+from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
 from polku.settings import Settings
 from polku.storage.engine import make_engine, writing
 from polku.storage.migrate import upgrade
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "consumers", "migrate", "replay_partitions", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +49,8 @@ class Runtime:
     settings: Settings
     engine: Engine
     log: EventLog
-    pipeline: Pipeline
+    pipeline: Pipeline | None  # None in the production mode: `polku worker`s run it
+    progress: Progress
     keys: KeyCache
     intake: Intake
     identity: IdentityConfig
@@ -49,25 +58,37 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool | None = None) -> Runtime:
+        """The parts for `settings`: the embedded mode (log in the database, pipeline here),
+        or with a NATS log URL the production API mode (log in JetStream, no pipeline)."""
         engine = make_engine(settings)
-        if settings.auto_migrate if migrate is None else migrate:
-            upgrade(engine)
         identity = IdentityConfig(
             default_region=settings.phone_region, shared_devices=settings.shared_devices
         )
-        log = SqlLog(engine)
-        pipeline = Pipeline(
-            engine,
-            log,
-            [IdentityConsumer(identity), ProfilesConsumer()],
-            batch=settings.pipeline_batch,
-        )
+        log: EventLog
+        pipeline: Pipeline | None
+        progress: Progress
+        if settings.uses_nats:
+            require_postgres(settings)
+            if migrate:
+                upgrade(engine)
+            log = nats_log(settings)
+            pipeline = None
+            progress = PartitionedProgress(
+                engine, settings.partitions, consumers(identity)[-1].name
+            )
+        else:
+            if settings.auto_migrate if migrate is None else migrate:
+                upgrade(engine)
+            log = SqlLog(engine)
+            pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
+            progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
         return cls(
             settings=settings,
             engine=engine,
             log=log,
             pipeline=pipeline,
+            progress=progress,
             keys=keys,
             intake=Intake(settings, engine, log, keys, identity),
             identity=identity,
@@ -79,6 +100,13 @@ class Runtime:
             return ensure_default_workspace(conn)
 
     def start(self) -> None:
+        if self.pipeline is None:  # production mode: check the setup, connect to NATS
+            try:
+                check_partitions(self.engine, self.settings.partitions)
+                self.log.start()
+            except Unavailable as exc:  # answer 503 until it is back, rather than not start
+                logger.warning("starting without the log or the database: %s", exc)
+            return
         self.log.start()
         if self.settings.pipeline == "thread":
             self.pipeline.start()
@@ -93,13 +121,134 @@ class Runtime:
             self._process.start()
 
     def close(self) -> None:
-        self.pipeline.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
         if self._process is not None:
             self._process.terminate()
             self._process.join(timeout=30)
             self._process = None
         self.log.close()
         self.engine.dispose()
+
+
+def consumers(identity: IdentityConfig) -> list[Consumer]:
+    """The pipeline's consumers, in the order each depends on the one before."""
+    return [IdentityConsumer(identity), ProfilesConsumer()]
+
+
+def require_postgres(settings: Settings) -> None:
+    if settings.is_sqlite:
+        raise PolkuError(
+            "The production mode (a NATS log) keeps its state in PostgreSQL, not SQLite.",
+            field="POLKU_DATABASE_URL",
+            hint="Set POLKU_DATABASE_URL=postgresql://user@host/dbname, or unset POLKU_LOG_URL "
+            "for the embedded mode.",
+        )
+
+
+def nats_log(settings: Settings) -> NatsLog:
+    """The production log as the settings describe it."""
+    return NatsLog(
+        [url.strip() for url in settings.log_url.split(",") if url.strip()],
+        stream=settings.nats_stream,
+        subject_prefix=settings.nats_subject_prefix,
+        partitions=settings.partitions,
+        max_age=settings.nats_max_age_days * 24 * 3600,
+        duplicate_window=settings.nats_duplicate_window,
+        replicas=settings.nats_replicas,
+    )
+
+
+def migrate(settings: Settings) -> None:
+    """`polku migrate`: the database schema, and in the production mode the stream and the
+    partitions too (idempotent; run once per deployment, before the new processes start)."""
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+        if settings.uses_nats:
+            require_postgres(settings)
+            ensure_partitions(engine, settings.partitions)
+            log = nats_log(settings)
+            try:
+                log.run(log.ensure_stream)
+            finally:
+                log.close()
+    finally:
+        engine.dispose()
+
+
+def replay_partitions(settings: Settings, *, echo: Callable[[str], None]) -> int:
+    """`polku replay` in the production mode: rebuild the projections from the events copied
+    into PostgreSQL, in stream order across all partitions (so the result does not depend on
+    how the partitions interleaved live), then point every partition's checkpoints at what
+    was replayed. The workers must be stopped."""
+    require_postgres(settings)
+    engine = make_engine(settings)
+    try:
+        check_partitions(engine, settings.partitions)
+        with engine.connect() as conn:
+            if live_workers(conn, settings.lease_seconds):
+                raise PolkuError(
+                    "Workers are running; a replay would race with them.",
+                    hint="Stop every `polku worker` first (their leases then lapse within "
+                    f"{settings.lease_seconds:g} s), and start them again after the replay.",
+                )
+        identity = IdentityConfig(
+            default_region=settings.phone_region, shared_devices=settings.shared_devices
+        )
+        chain = consumers(identity)
+        archive_names = [checkpoints.scoped(ARCHIVE, p) for p in range(settings.partitions)]
+        with engine.connect() as conn:
+            copied = checkpoints.read_many(conn, archive_names)
+        everything = SqlLog(engine)
+        pipeline = Pipeline(engine, everything, chain, batch=settings.pipeline_batch)
+        echo(f"Replaying {everything.head()} events…")
+        seen = pipeline.replay()
+        with writing(engine) as conn:
+            for p in range(settings.partitions):
+                for consumer in chain:
+                    checkpoints.write(
+                        conn, checkpoints.scoped(consumer.name, p), copied[archive_names[p]]
+                    )
+        everything.close()
+        return seen
+    finally:
+        engine.dispose()
+
+
+def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], None]) -> None:
+    """Body of `polku worker`: hold a share of the partitions and project them until SIGTERM
+    or SIGINT, then hand the partitions back."""
+    if not settings.uses_nats:
+        raise PolkuError(
+            "`polku worker` runs the production mode's pipeline, which reads a NATS log.",
+            field="POLKU_LOG_URL",
+            hint="Set POLKU_LOG_URL=nats://host:4222 (and POLKU_DATABASE_URL to PostgreSQL); "
+            "in the embedded mode `polku serve` runs the pipeline itself.",
+        )
+    require_postgres(settings)
+    engine = make_engine(settings)
+    identity = IdentityConfig(
+        default_region=settings.phone_region, shared_devices=settings.shared_devices
+    )
+    log = nats_log(settings)
+    worker = Worker(
+        engine,
+        log,
+        lambda: consumers(identity),
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        batch=settings.worker_batch,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    try:
+        check_partitions(engine, settings.partitions)
+        ready(worker)
+        worker.run()
+    finally:
+        log.close()
+        engine.dispose()
 
 
 def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
@@ -116,6 +265,7 @@ def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
     # power loss it resumes from an older, consistent checkpoint. The log stays FULL.
     runtime = Runtime.open(settings.replace(sqlite_synchronous="NORMAL"), migrate=False)
     pipeline = runtime.pipeline
+    assert pipeline is not None, "the embedded mode always has a pipeline"
 
     def watch_parent() -> None:
         while os.getppid() == parent_pid:

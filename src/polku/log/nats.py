@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import math
@@ -86,7 +87,7 @@ from polku.errors import PolkuError, Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
 
-__all__ = ["NatsLog", "partition_of"]
+__all__ = ["NatsLog", "PartitionReader", "partition_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,14 @@ class NatsLog:
     def stream(self) -> str:
         return self._stream
 
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def partition_subject(self, partition: int) -> str:
+        """The subjects of one partition, across workspaces (a consumer's filter)."""
+        return f"{self._prefix}.*.{partition}"
+
     def subject(self, workspace_id: str, partition_key: str) -> str:
         """The subject an event of this workspace and customer is published on."""
         token = workspace_id
@@ -193,6 +202,39 @@ class NatsLog:
             logger.exception("closing the NATS connection failed")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=self._timeout)
+
+    def open_reader(self, partition: int, name: str, start: int) -> PartitionReader:
+        """A durable consumer `name` on `partition`, reading in order from sequence `start`.
+
+        An existing consumer of that name is replaced, so reading starts exactly at `start`
+        (the caller's checkpoint + 1). See `PartitionReader`.
+        """
+        reader = PartitionReader(self, partition, name)
+        reader.rewind(start)
+        return reader
+
+    def delete_consumers(self, prefix: str, *, keep: str = "") -> list[str]:
+        """Delete the stream's consumers whose names start with `prefix`, except `keep`
+        (those of a partition's earlier owners); return the deleted names."""
+        return self._wait(self._submit(lambda: self._delete_consumers(prefix, keep)))
+
+    async def _delete_consumers(self, prefix: str, keep: str) -> list[str]:
+        js = await self._jetstream()
+        deleted: list[str] = []
+        try:
+            for info in await js.consumers_info(self._stream):
+                name = info.name
+                if name.startswith(prefix) and name != keep:
+                    with contextlib.suppress(nats.js.errors.NotFoundError):
+                        await js.delete_consumer(self._stream, name)
+                    deleted.append(name)
+        except _NATS_ERRORS as exc:
+            raise self._unavailable("clean up the consumers of", exc) from exc
+        return deleted
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine on the log's private loop from a plain thread (readers use it)."""
+        return self._wait(self._submit(make))
 
     async def ensure_stream(self) -> None:
         """Create the stream, or bring an existing one to this configuration (idempotent).
@@ -393,6 +435,135 @@ class NatsLog:
         return Unavailable(
             f"Could not {action} the NATS stream {self._stream}: {_describe(exc)}.", hint=hint
         )
+
+
+class PartitionReader:
+    """One worker's in-order, gap-free reading of one partition of the log.
+
+    A durable JetStream pull consumer filtered to the partition's subjects, with cumulative
+    explicit acknowledgement (`AckPolicy.ALL`: acking a message acks every earlier one, so a
+    batch costs one ack). Only the partition's current owner reads it: its name carries the
+    owner's lease epoch, so a worker that lost the partition without knowing it can never take
+    messages meant for its successor.
+
+    Gap-free: every delivery has a consumer sequence that grows by one per delivery (first
+    deliveries and redeliveries alike). A jump means a delivery never reached us (a fetch
+    that expired while its messages were on the way, say); `fetch` then returns only the
+    unbroken part and `rewind`s to just after it, so nothing is ever skipped. Redeliveries of
+    messages already handed out are dropped. After a failed batch the caller `rewind`s to
+    its checkpoint + 1 itself.
+    """
+
+    def __init__(self, log: NatsLog, partition: int, name: str) -> None:
+        self._log = log
+        self.partition = partition
+        self.name = name
+        self.pending = 0  # messages after the last one fetched (the consumer's lag)
+        # Touched only on the log's loop:
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._last_stream = 0
+        self._last_consumer = 0
+        self._last_msg: Msg | None = None
+
+    def fetch(self, limit: int, timeout: float) -> list[LoggedEvent]:
+        """Up to `limit` events in stream order, waiting up to `timeout` s for the first."""
+        return self._log.run(lambda: self._fetch(limit, timeout))
+
+    def ack(self) -> None:
+        """Acknowledge everything fetched so far (call once it is committed)."""
+        self._log.run(self._ack)
+
+    def rewind(self, start: int) -> None:
+        """Read again from stream sequence `start`: the consumer is made anew there."""
+        self._log.run(lambda: self._rewind(start))
+
+    def close(self, *, delete: bool = False) -> None:
+        """Stop reading; with `delete`, remove the consumer from the server too."""
+        self._log.run(lambda: self._close(delete))
+
+    # -- on the log's loop -----------------------------------------------------------------
+
+    async def _rewind(self, start: int) -> None:
+        log = self._log
+        js = await log._jetstream()
+        await self._unsubscribe()
+        config = ConsumerConfig(
+            durable_name=self.name,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start),
+            ack_policy=AckPolicy.ALL,
+            ack_wait=60.0,
+            max_ack_pending=20_000,
+            filter_subject=log.partition_subject(self.partition),
+            inactive_threshold=24 * 3600.0,  # an owner that vanished leaves nothing for long
+        )
+        try:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(log.stream, self.name)
+            await js.add_consumer(log.stream, config)
+            self._sub = await js.pull_subscribe_bind(durable=self.name, stream=log.stream)
+        except _NATS_ERRORS as exc:
+            raise log._unavailable("open a reader on", exc) from exc
+        self._last_stream = max(0, start - 1)
+        self._last_consumer = 0
+        self._last_msg = None
+
+    async def _fetch(self, limit: int, timeout: float) -> list[LoggedEvent]:
+        if self._sub is None:
+            await self._rewind(self._last_stream + 1)
+        assert self._sub is not None
+        try:
+            messages = await self._sub.fetch(limit, timeout=timeout)
+        except TimeoutError:
+            return []
+        except _NATS_ERRORS as exc:
+            raise self._log._unavailable("read events from", exc) from exc
+        events: list[LoggedEvent] = []
+        for message in messages:
+            meta = message.metadata
+            if meta.sequence.consumer != self._last_consumer + 1:
+                logger.warning(
+                    "partition %d: delivery %d arrived after %d; reading again from %d",
+                    self.partition,
+                    meta.sequence.consumer,
+                    self._last_consumer,
+                    self._last_stream + 1,
+                )
+                await self._rewind(self._last_stream + 1)
+                break
+            self._last_consumer = meta.sequence.consumer
+            self._last_msg = message
+            self.pending = meta.num_pending
+            if meta.sequence.stream <= self._last_stream:
+                continue  # a redelivery of something handed out before
+            self._last_stream = meta.sequence.stream
+            events.append(_decode(meta.sequence.stream, message.data))
+        for event in events:
+            event.partition = self.partition
+        return events
+
+    async def _ack(self) -> None:
+        message, self._last_msg = self._last_msg, None
+        if message is None:
+            return
+        try:
+            await message.ack()
+        except _NATS_ERRORS as exc:  # harmless: the messages come again and are dropped then
+            logger.warning("partition %d: ack failed: %s", self.partition, _describe(exc))
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await sub.unsubscribe()
+
+    async def _close(self, delete: bool) -> None:
+        await self._unsubscribe()
+        if delete:
+            log = self._log
+            with contextlib.suppress(*_NATS_ERRORS):
+                js = await log._jetstream()
+                await js.delete_consumer(log.stream, self.name)
 
 
 # -- envelope ----------------------------------------------------------------------------

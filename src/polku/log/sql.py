@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from polku.errors import Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
-from polku.log.tables import log_events
+from polku.log.tables import checkpoints, log_events
 from polku.storage.bulk import insert_rows
 from polku.storage.engine import translate_errors, writing
 
-__all__ = ["SqlLog"]
+__all__ = ["SqlLog", "SqlPartition", "store_copies"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,22 +179,7 @@ class SqlLog:
             .limit(limit)
         )
         with translate_errors("reading the log"), self._engine.connect() as conn:
-            result = conn.execute(query).all()
-        return [
-            LoggedEvent(
-                offset=r.offset,
-                workspace_id=r.workspace_id,
-                message_id=r.message_id,
-                type=r.type,
-                partition_key=r.partition_key,
-                received_at=r.received_at,
-                timestamp=r.timestamp,
-                payload=bytes(r.payload),
-                source_id=r.source_id,
-                event=r.event,
-            )
-            for r in result
-        ]
+            return [_event(r) for r in conn.execute(query)]
 
     def head(self) -> int:
         with translate_errors("reading the log"), self._engine.connect() as conn:
@@ -210,6 +195,93 @@ class SqlLog:
             thread = self._thread
         if thread is not None:
             thread.join(timeout=30)
+
+
+class SqlPartition:
+    """One partition of the production mode's log, as copied into the state database.
+
+    Workers copy each NATS partition into `log_events` (see `store_copies`); the consumers
+    after that read their partition from here, so they see each event once, in order, with
+    its stream sequence as offset. `head` is how far the copy has got (its checkpoint).
+    """
+
+    def __init__(self, engine: Engine, partition: int, head_checkpoint: str) -> None:
+        self._engine = engine
+        self.partition = partition
+        self._head_checkpoint = head_checkpoint
+        self._listeners: list[AppendListener] = []
+
+    def read(self, after: int, limit: int) -> list[LoggedEvent]:
+        query = (
+            select(log_events)
+            .where(log_events.c.partition == self.partition, log_events.c.offset > after)
+            .order_by(log_events.c.offset)
+            .limit(limit)
+        )
+        with translate_errors("reading the log"), self._engine.connect() as conn:
+            return [_event(r) for r in conn.execute(query)]
+
+    def head(self) -> int:
+        with translate_errors("reading the log"), self._engine.connect() as conn:
+            value = conn.execute(
+                select(checkpoints.c.offset).where(checkpoints.c.consumer == self._head_checkpoint)
+            ).scalar()
+        return int(value or 0)
+
+    def subscribe(self, listener: AppendListener) -> None:
+        self._listeners.append(listener)
+
+    def appended(self, head: int) -> None:
+        """Tell the listeners that the copy reached `head` (called by the worker)."""
+        for listener in list(self._listeners):
+            listener(head)
+
+
+def store_copies(conn: Connection, events: Sequence[LoggedEvent]) -> None:
+    """Insert events read from the NATS log, keeping their offsets and partitions.
+
+    A messageId stored before (a client's retry after the stream's duplicate window) is
+    skipped, so every acknowledged messageId is in the table exactly once.
+    """
+    rows = [
+        (
+            e.offset,
+            e.partition,
+            e.workspace_id,
+            e.source_id,
+            e.message_id,
+            e.type,
+            e.event,
+            e.partition_key,
+            e.received_at,
+            e.timestamp,
+            e.payload,
+        )
+        for e in events
+    ]
+    insert_rows(
+        conn,
+        log_events,
+        ("offset", "partition", *_COLUMNS),
+        rows,
+        ignore_conflicts_on=("workspace_id", "message_id"),
+    )
+
+
+def _event(r: Any) -> LoggedEvent:
+    return LoggedEvent(
+        offset=r.offset,
+        workspace_id=r.workspace_id,
+        message_id=r.message_id,
+        type=r.type,
+        partition_key=r.partition_key,
+        received_at=r.received_at,
+        timestamp=r.timestamp,
+        payload=bytes(r.payload),
+        source_id=r.source_id,
+        event=r.event,
+        partition=r.partition,
+    )
 
 
 def _rows(events: Sequence[NewEvent]) -> list[tuple[Any, ...]]:

@@ -14,23 +14,20 @@ event twice.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from polku.collect.deadletters import record_pipeline_failure
 from polku.errors import Unavailable
 from polku.events import INTERNAL_PREFIX, LoggedEvent
-from polku.log.base import EventLog
-from polku.log.tables import checkpoints
-from polku.pipeline.consumer import Consumer
+from polku.log.base import LogReader
+from polku.pipeline import checkpoints
+from polku.pipeline.consumer import Consumer, Contended
 from polku.storage.engine import writing
 
 __all__ = ["Pipeline"]
@@ -42,15 +39,22 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
-        log: EventLog,
+        log: LogReader,
         consumers: Sequence[Consumer],
         *,
         batch: int = 2000,
+        scope: str = "",
+        shared: bool = False,
     ) -> None:
+        """`scope` is added to every consumer's checkpoint name (``.p3``: partition 3 of the
+        NATS log); `shared` says that other pipelines write the same projections at the same
+        time (see `Consumer.prepare`)."""
         self._engine = engine
         self._log = log
         self.consumers = tuple(consumers)
         self._batch = batch
+        self._scope = scope
+        self._shared = shared
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle_poll = 1.0
@@ -60,35 +64,20 @@ class Pipeline:
     # -- checkpoints ---------------------------------------------------------------------
 
     def checkpoint(self, name: str) -> int:
+        """Offset up to which consumer `name` has processed this pipeline's log."""
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(checkpoints.c.offset).where(checkpoints.c.consumer == name)
-            ).scalar()
-        return int(value or 0)
+            return checkpoints.read(conn, name + self._scope)
 
-    def _set_checkpoint(self, conn: Connection, name: str, offset: int) -> None:
-        values = {"consumer": name, "offset": offset}
-        if conn.dialect.name == "postgresql":
-            stmt = postgresql.insert(checkpoints).values(values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["consumer"], set_=values))
-        else:
-            stmt2 = sqlite.insert(checkpoints).values(values)
-            conn.execute(stmt2.on_conflict_do_update(index_elements=["consumer"], set_=values))
+    def _set_checkpoint(self, conn: Connection, consumer: str, offset: int) -> None:
+        checkpoints.write(conn, consumer + self._scope, offset)
 
     @property
     def position(self) -> int:
         """Offset up to which every consumer has processed the log (read from the database,
         so it is right whichever process runs the consumers)."""
-        names = [c.name for c in self.consumers]
         with self._engine.connect() as conn:
-            rows = dict(
-                conn.execute(
-                    select(checkpoints.c.consumer, checkpoints.c.offset).where(
-                        checkpoints.c.consumer.in_(names)
-                    )
-                ).all()
-            )
-        return min((int(rows.get(name, 0)) for name in names), default=0)
+            found = checkpoints.read_many(conn, [c.name + self._scope for c in self.consumers])
+        return min(found.values(), default=0)
 
     # -- processing ----------------------------------------------------------------------
 
@@ -117,25 +106,31 @@ class Pipeline:
         return seen
 
     def _claim(
-        self, conn: Connection, name: str, events: Sequence[LoggedEvent]
+        self, conn: Connection, consumer: str, events: Sequence[LoggedEvent]
     ) -> list[LoggedEvent]:
-        """The events still to process, checked inside the transaction that will move the
-        checkpoint, so that two workers running the same consumer never both apply an event.
-
-        On PostgreSQL a transaction-level advisory lock per consumer makes the second worker
-        wait for the first one's commit; SQLite's ``BEGIN IMMEDIATE`` (see `writing`) already
-        admits one writer at a time.
-        """
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})
-        done = conn.execute(
-            select(checkpoints.c.offset).where(checkpoints.c.consumer == name)
-        ).scalar()
-        return [e for e in events if e.offset > int(done or 0)]
+        return checkpoints.claim(conn, consumer + self._scope, events)
 
     def _process(self, consumer: Consumer, events: list[LoggedEvent]) -> None:
         """Prepare outside the write lock, then apply and move the checkpoint in one
-        transaction; prepare again under the lock if another worker got there first."""
+        transaction; prepare again under the lock if another worker got there first.
+
+        Shared (other partitions are being processed into the same tables at the same time):
+        prepare inside the transaction, after the consumer's own locks, and try again when
+        the consumer reports contention or the database a deadlock."""
+        if self._shared:
+            for attempt in range(_ATTEMPTS):
+                try:
+                    with writing(self._engine) as conn:
+                        todo = self._claim(conn, consumer.name, events)
+                        if todo:
+                            consumer.prepare(conn, todo, shared=True)(conn)
+                            self._set_checkpoint(conn, consumer.name, todo[-1].offset)
+                    return
+                except (Contended, OperationalError) as exc:
+                    if attempt + 1 == _ATTEMPTS or not _retryable(exc):
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+            return
         with self._engine.connect() as reader, reader.begin():
             apply = consumer.prepare(reader, events)
         with writing(self._engine) as conn:
@@ -151,7 +146,7 @@ class Pipeline:
         try:
             self._process(consumer, events)
             return
-        except (OperationalError, Unavailable):
+        except (OperationalError, Unavailable, Contended):
             raise
         except Exception:
             logger.exception(
@@ -163,7 +158,7 @@ class Pipeline:
         for event in events:
             try:
                 self._process(consumer, [event])
-            except (OperationalError, Unavailable):
+            except (OperationalError, Unavailable, Contended):
                 raise
             except Exception as exc:
                 with writing(self._engine) as conn:
@@ -222,7 +217,7 @@ class Pipeline:
             try:
                 seen = self.run_once()
                 backoff = 0.1
-            except (OperationalError, Unavailable) as exc:
+            except (OperationalError, Unavailable, Contended) as exc:
                 logger.warning(
                     "pipeline waiting for the database (%s); retry in %.1fs", exc, backoff
                 )
@@ -243,21 +238,16 @@ class Pipeline:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def wait_for(self, offset: int, timeout: float = 10.0) -> bool:
-        """Wait until every consumer has processed the log up to `offset` (read-your-writes),
-        whichever process runs them."""
-        deadline = time.monotonic() + timeout
-        while await asyncio.to_thread(lambda: self.position) < offset:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.005)
+
+_ATTEMPTS = 8
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A conflict between concurrent workers, which the next attempt resolves."""
+    if isinstance(exc, Contended):
         return True
-
-
-def _lock_key(consumer: str) -> int:
-    """The PostgreSQL advisory lock key of one consumer: a signed 64-bit hash of its name."""
-    digest = hashlib.blake2b(f"polku.pipeline\x00{consumer}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def _until_control(events: list[LoggedEvent]) -> list[LoggedEvent]:

@@ -3,7 +3,7 @@ assigned to it, apply merges, and rebuild both sides of an un-merge."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -12,13 +12,14 @@ from sqlalchemy import Connection, delete, select
 from polku.events import LoggedEvent
 from polku.identity.projection import UNMERGE, canonical
 from polku.identity.tables import event_profiles, merges
+from polku.identity.tables import profile_ids as profile_ids_table
 from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
 from polku.profiles.state import ProfileState, apply_event, merge_states
 from polku.profiles.tables import profiles
 from polku.storage.bulk import insert_rows, update_rows
 
-__all__ = ["ProfilesConsumer", "load_states"]
+__all__ = ["ProfilesConsumer", "load_states", "lock_profiles"]
 
 _IN_CHUNK = 400
 _JSON_FIELDS = ("traits", "trait_times", "consent", "channels")
@@ -85,6 +86,87 @@ def _merged_stub(workspace_id: str, profile_id: str, merged_into: str) -> Profil
     return ProfileState(profile_id, workspace_id, 0, 0, merged_into=merged_into)
 
 
+_Merge = tuple[str, str, str]  # (workspace_id, winner_id, loser_id)
+
+
+def _owners(conn: Connection, first: int, last: int) -> tuple[dict[int, str], list[_Merge]]:
+    """Which profile holds each event of offsets first..last, and the merges they caused
+    (one partition: the chunk is a contiguous range of the log)."""
+    owner: dict[int, str] = dict(
+        conn.execute(
+            select(event_profiles.c.offset, event_profiles.c.profile_id).where(
+                event_profiles.c.offset.between(first, last)
+            )
+        ).all()
+    )
+    chunk_merges = conn.execute(
+        select(merges.c.workspace_id, merges.c.winner_id, merges.c.loser_id)
+        .where(merges.c.evidence_offset.between(first, last))
+        .order_by(merges.c.evidence_offset)
+    ).all()
+    return owner, [(ws, winner, loser) for ws, winner, loser in chunk_merges]
+
+
+def _owners_locked(conn: Connection, offsets: Sequence[int]) -> tuple[dict[int, str], list[_Merge]]:
+    """`_owners` for a chunk of one partition among several processed at once, with every
+    profile involved locked until the transaction ends.
+
+    Another partition's worker may be folding one of these profiles into another, or adding
+    its own events to it. Row locks on the profiles' identity rows serialise that per
+    profile. The identity stage may re-point events to a merge's survivor between the read
+    and the lock, so read again after locking until no new profile turns up; from then on
+    every profile written here is locked, and a merge decided later waits for this
+    transaction before its own profiles stage folds the two.
+    """
+    locked: set[str] = set()
+    while True:
+        owner: dict[int, str] = {}
+        found: list[tuple[int, _Merge]] = []
+        for start in range(0, len(offsets), _IN_CHUNK):
+            part = offsets[start : start + _IN_CHUNK]
+            owner.update(
+                conn.execute(
+                    select(event_profiles.c.offset, event_profiles.c.profile_id).where(
+                        event_profiles.c.offset.in_(part)
+                    )
+                ).all()
+            )
+            rows = conn.execute(
+                select(
+                    merges.c.evidence_offset,
+                    merges.c.workspace_id,
+                    merges.c.winner_id,
+                    merges.c.loser_id,
+                ).where(merges.c.evidence_offset.in_(part))
+            )
+            found += [(offset, (ws, winner, loser)) for offset, ws, winner, loser in rows]
+        found.sort(key=lambda item: item[0])
+        chunk_merges = [merge for _, merge in found]
+        wanted = set(owner.values())
+        for _, winner, loser in chunk_merges:
+            wanted.update((winner, loser))
+        missing = wanted - locked
+        if not missing:
+            return owner, chunk_merges
+        lock_profiles(conn, missing)
+        locked |= missing
+
+
+def lock_profiles(conn: Connection, profile_ids: Iterable[str]) -> None:
+    """Lock these profiles' rows (in id order, so two workers cannot deadlock on them) until
+    the transaction ends; a no-op on SQLite, which has one writer."""
+    if conn.dialect.name != "postgresql":
+        return
+    ids = sorted(set(profile_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        conn.execute(
+            select(profile_ids_table.c.profile_id)
+            .where(profile_ids_table.c.profile_id.in_(ids[start : start + _IN_CHUNK]))
+            .order_by(profile_ids_table.c.profile_id)
+            .with_for_update(key_share=True)
+        ).all()
+
+
 def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
     found: dict[str, ProfileState] = {}
     ids = list(profile_ids)
@@ -103,23 +185,16 @@ class ProfilesConsumer:
     def reset(self, conn: Connection) -> None:
         conn.execute(delete(profiles))
 
-    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
+    def prepare(
+        self, conn: Connection, events: Sequence[LoggedEvent], *, shared: bool = False
+    ) -> Apply:
         if len(events) == 1 and events[0].type == UNMERGE:
             event = events[0]
-            return lambda writer: self._unmerge(writer, event)
-        first, last = events[0].offset, events[-1].offset
-        owner: dict[int, str] = dict(
-            conn.execute(
-                select(event_profiles.c.offset, event_profiles.c.profile_id).where(
-                    event_profiles.c.offset.between(first, last)
-                )
-            ).all()
-        )
-        chunk_merges = conn.execute(
-            select(merges.c.workspace_id, merges.c.winner_id, merges.c.loser_id)
-            .where(merges.c.evidence_offset.between(first, last))
-            .order_by(merges.c.evidence_offset)
-        ).all()
+            return lambda writer: self._unmerge(writer, event, shared=shared)
+        if shared:
+            owner, chunk_merges = _owners_locked(conn, [e.offset for e in events])
+        else:
+            owner, chunk_merges = _owners(conn, events[0].offset, events[-1].offset)
         wanted = set(owner.values())
         for _, winner, loser in chunk_merges:
             wanted.update((winner, loser))
@@ -160,12 +235,14 @@ class ProfilesConsumer:
         # An UPDATE tuple is the same values: every column but the key, then the key.
         update_rows(conn, profiles, "profile_id", _COLUMNS[:-1], updates)
 
-    def _unmerge(self, conn: Connection, event: LoggedEvent) -> None:
+    def _unmerge(self, conn: Connection, event: LoggedEvent, *, shared: bool = False) -> None:
         merge_id = (event.message.get("properties") or {}).get("merge_id")
         row = conn.execute(select(merges).where(merges.c.merge_id == merge_id)).first()
         if row is None:
             return
         sides = [canonical(conn, row.winner_id), row.loser_id]
+        if shared:
+            lock_profiles(conn, sides)
         existing = set(load_states(conn, sides))
         states = {pid: rebuild(conn, pid, event.workspace_id, event.offset) for pid in sides}
         self._write(conn, states, existing)
