@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
+from polku.collect.live import LiveFeed, NatsFeed, TableFeed
 from polku.errors import PolkuError, Unavailable
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
@@ -54,6 +55,7 @@ class Runtime:
     keys: KeyCache
     intake: Intake
     identity: IdentityConfig
+    live: LiveFeed
     _process: multiprocessing.process.BaseProcess | None = None
 
     @classmethod
@@ -67,11 +69,13 @@ class Runtime:
         log: EventLog
         pipeline: Pipeline | None
         progress: Progress
+        live: LiveFeed
         if settings.uses_nats:
             require_postgres(settings)
             if migrate:
                 upgrade(engine)
-            log = nats_log(settings)
+            log = live_log = nats_log(settings)
+            live = NatsFeed(live_log)
             pipeline = None
             progress = PartitionedProgress(
                 engine, settings.partitions, consumers(identity)[-1].name
@@ -79,7 +83,8 @@ class Runtime:
         else:
             if settings.auto_migrate if migrate is None else migrate:
                 upgrade(engine)
-            log = SqlLog(engine)
+            log = table_log = SqlLog(engine)
+            live = TableFeed(engine, table_log)
             pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
             progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
@@ -90,8 +95,9 @@ class Runtime:
             pipeline=pipeline,
             progress=progress,
             keys=keys,
-            intake=Intake(settings, engine, log, keys, identity),
+            intake=Intake(settings, engine, log, keys, identity, live),
             identity=identity,
+            live=live,
         )
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:

@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 from cluster import Production, production_settings, running
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from collect.test_live import Watcher
+from polku.app import create_app
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.tables import event_profiles, identifiers, profile_ids
 from polku.log.nats import partition_of
@@ -24,7 +27,7 @@ from polku.pipeline import checkpoints
 from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, archive
 from polku.profiles.tables import profiles
-from polku.runtime import consumers, nats_log
+from polku.runtime import Runtime, consumers, nats_log
 
 pytestmark = pytest.mark.postgres
 
@@ -239,3 +242,30 @@ def test_a_messageid_sent_again_after_the_duplicate_window_is_stored_once(
         assert len(stored) == 1
         assert lookup(cluster, "user_id", "late-retry")["event_count"] == 2
         assert copied >= 3  # the stream holds three messages; the copy went past all of them
+
+
+def test_the_live_feed_of_one_api_process_shows_what_another_one_took(
+    production: Production,
+) -> None:
+    other = Runtime.open(production.settings)
+    try:
+        with TestClient(create_app(production.settings, other)) as watching:
+            watcher = Watcher(watching, production.admin, limit=3, seconds=20)
+            assert watcher.ready.wait(20)
+            first, second = (
+                msg("track", userId="u-live", event="Cart Viewed"),
+                msg("page", anonymousId="a-live", name="Home"),
+            )
+            production.send(first, second)
+            response = production.client.post(
+                "/v1/track", json={"event": "Nobody"}, auth=(production.write_key, "")
+            )
+            assert response.status_code == 400
+            items = watcher.join()
+    finally:
+        other.close()
+    assert [(kind, data.get("messageId")) for kind, data in items[:2]] == [
+        ("event", first["messageId"]),
+        ("event", second["messageId"]),
+    ]
+    assert items[2][0] == "rejection" and items[2][1]["code"]

@@ -62,6 +62,7 @@ import logging
 import math
 import re
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -87,7 +88,7 @@ from polku.errors import PolkuError, Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
 
-__all__ = ["NatsLog", "PartitionReader", "partition_of"]
+__all__ = ["NatsLog", "PartitionReader", "decode", "partition_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class NatsLog:
         self._js: JetStreamContext | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._last_error = ""
+        self._refused: Unavailable | None = None  # the last failed first connection
+        self._refused_at = 0.0
 
     @property
     def stream(self) -> str:
@@ -158,10 +161,66 @@ class NatsLog:
 
     def subject(self, workspace_id: str, partition_key: str) -> str:
         """The subject an event of this workspace and customer is published on."""
-        token = workspace_id
-        if not _SAFE_TOKEN.fullmatch(workspace_id):
-            token = "x" + hashlib.blake2b(workspace_id.encode(), digest_size=8).hexdigest()
+        token = _token(workspace_id)
         return f"{self._prefix}.{token}.{partition_of(partition_key, self._partitions)}"
+
+    def workspace_subjects(self, workspace_id: str) -> str:
+        """Every partition's subject of one workspace (what a live view listens to)."""
+        return f"{self._prefix}.{_token(workspace_id)}.*"
+
+    def notice_subject(self, topic: str, workspace_id: str) -> str:
+        """A core-NATS subject for notices between processes (never stored in the stream:
+        it lies outside the stream's ``<prefix>.>``)."""
+        return f"{self._prefix}_notice.{topic}.{_token(workspace_id)}"
+
+    # -- notices: core NATS, between processes ---------------------------------------------
+
+    def publish_notice(self, subject: str, data: bytes) -> None:
+        """Publish on core NATS (at most once, nothing stored), from any thread; a notice
+        that cannot be sent is dropped with a log line, never raised."""
+
+        async def publish() -> None:
+            try:
+                await self._jetstream()
+                nc = self._nc
+                if nc is not None and nc.is_connected:
+                    await nc.publish(subject, data)
+            except (*_NATS_ERRORS, Unavailable) as exc:
+                logger.debug("notice on %s dropped: %s", subject, exc)
+
+        with contextlib.suppress(Unavailable):  # shutting down
+            self._submit(publish)
+
+    def listen(
+        self, subjects: Sequence[str], deliver: Callable[[str, bytes], None]
+    ) -> Callable[[], None]:
+        """Subscribe on core NATS to `subjects`; `deliver(subject, data)` runs on the log's
+        loop thread for each message. Returns the function that unsubscribes."""
+
+        async def subscribe() -> list[Any]:
+            await self._jetstream()
+            assert self._nc is not None
+
+            async def handler(message: Msg) -> None:
+                deliver(message.subject, message.data)
+
+            try:
+                return [await self._nc.subscribe(s, cb=handler) for s in subjects]
+            except _NATS_ERRORS as exc:
+                raise self._unavailable("listen to", exc) from exc
+
+        subscriptions = self._wait(self._submit(subscribe))
+
+        def unsubscribe() -> None:
+            async def run() -> None:
+                for sub in subscriptions:
+                    with contextlib.suppress(*_NATS_ERRORS):
+                        await sub.unsubscribe()
+
+            with contextlib.suppress(Unavailable):
+                self._submit(run)
+
+        return unsubscribe
 
     # -- the EventLog interface ----------------------------------------------------------
 
@@ -285,6 +344,8 @@ class NatsLog:
         async with self._connect_lock:
             if self._js is not None and self._nc is not None and not self._nc.is_closed:
                 return self._js
+            if self._refused is not None and time.monotonic() - self._refused_at < 1.0:
+                raise self._refused  # requests queued behind a failed attempt fail at once
             nc = NatsClient()
             try:
                 # nats-py retries a refused first connection forever (it reconnects forever
@@ -305,12 +366,14 @@ class NatsLog:
             except _NATS_ERRORS as exc:
                 await _close_quietly(nc)
                 reason = self._last_error or _describe(exc)
-                raise Unavailable(
+                self._refused_at = time.monotonic()
+                self._refused = Unavailable(
                     f"Cannot connect to NATS at {', '.join(self._servers)} within "
                     f"{self._connect_timeout:g} s: {reason}.",
                     hint="Check that nats-server runs with JetStream enabled (-js) and "
                     "that the configured NATS URL points at it; retry in a few seconds.",
-                ) from exc
+                )
+                raise self._refused from exc
             self._nc = nc
             self._js = nc.jetstream(timeout=self._timeout)
             return self._js
@@ -334,6 +397,15 @@ class NatsLog:
         if not events:
             return await self._head()
         js = await self._jetstream()
+        if self._nc is not None and not self._nc.is_connected:
+            # nats-py would buffer the publishes until it reconnects and the request would
+            # hang until the timeout; refuse at once so the client retries elsewhere or later.
+            raise Unavailable(
+                f"The connection to NATS is down ({self._last_error or 'reconnecting'}); "
+                "nothing was stored.",
+                hint="Retry in a few seconds; Polku deduplicates by messageId.",
+                retry_after=2,
+            )
         acks: list[asyncio.Future[PubAck]] = []
         try:
             # One publish after the other, so the batch reaches the stream in its order; the
@@ -588,6 +660,11 @@ def _encode(e: NewEvent) -> bytes:
     return orjson.dumps(envelope)
 
 
+def decode(offset: int, data: bytes) -> LoggedEvent:
+    """An event from a message body of the stream (`offset`: its stream sequence)."""
+    return _decode(offset, data)
+
+
 def _decode(offset: int, data: bytes) -> LoggedEvent:
     envelope = orjson.loads(data)
     payload = envelope["p"].encode() if "p" in envelope else base64.b64decode(envelope["p64"])
@@ -603,6 +680,13 @@ def _decode(offset: int, data: bytes) -> LoggedEvent:
         source_id=envelope["s"],
         event=envelope["e"],
     )
+
+
+def _token(workspace_id: str) -> str:
+    """A workspace id as one subject token (hashed when it is not a safe one)."""
+    if _SAFE_TOKEN.fullmatch(workspace_id):
+        return workspace_id
+    return "x" + hashlib.blake2b(workspace_id.encode(), digest_size=8).hexdigest()
 
 
 def _msg_id(workspace_id: str, message_id: str) -> str:

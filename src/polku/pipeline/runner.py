@@ -26,6 +26,13 @@ from polku.collect.deadletters import record_pipeline_failure
 from polku.errors import Unavailable
 from polku.events import INTERNAL_PREFIX, LoggedEvent
 from polku.log.base import LogReader
+from polku.ops.metrics import (
+    CONSUMER_BATCH_SECONDS,
+    CONSUMER_ERRORS,
+    CONSUMER_EVENTS,
+    CONSUMER_LAG,
+    PIPELINE_POSITION,
+)
 from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer, Contended
 from polku.storage.engine import writing
@@ -84,6 +91,7 @@ class Pipeline:
     def run_once(self) -> int:
         """Process what the log holds now, up to one batch per consumer; return events seen."""
         seen = 0
+        done: dict[str, int] = {}
         upstream: int | None = None
         cached: tuple[int, list[LoggedEvent]] | None = None
         for consumer in self.consumers:
@@ -100,10 +108,25 @@ class Pipeline:
                 events = [e for e in events if e.offset <= upstream]
             events = _until_control(events)
             if events:
+                started = time.perf_counter()
                 self._apply(consumer, events)
+                CONSUMER_BATCH_SECONDS.labels(consumer.name).observe(time.perf_counter() - started)
+                CONSUMER_EVENTS.labels(consumer.name).inc(len(events))
                 seen += len(events)
             upstream = self.checkpoint(consumer.name)
+            done[consumer.name] = upstream
+        self._record_lag(done)
         return seen
+
+    def _record_lag(self, done: dict[str, int]) -> None:
+        """Export how far each consumer is behind the log head (and, for the embedded mode's
+        one pipeline, its position)."""
+        head = self._log.head()
+        partition = self._scope.removeprefix(".p") or "0"
+        for name, offset in done.items():
+            CONSUMER_LAG.labels(name, partition).set(max(0, head - offset))
+        if not self._scope:
+            PIPELINE_POSITION.set(min(done.values(), default=0))
 
     def _claim(
         self, conn: Connection, consumer: str, events: Sequence[LoggedEvent]
@@ -161,6 +184,7 @@ class Pipeline:
             except (OperationalError, Unavailable, Contended):
                 raise
             except Exception as exc:
+                CONSUMER_ERRORS.labels(consumer.name, "poison").inc()
                 with writing(self._engine) as conn:
                     if self._claim(conn, consumer.name, [event]):
                         record_pipeline_failure(conn, consumer.name, event, exc)
@@ -218,6 +242,7 @@ class Pipeline:
                 seen = self.run_once()
                 backoff = 0.1
             except (OperationalError, Unavailable, Contended) as exc:
+                CONSUMER_ERRORS.labels("pipeline", "unavailable").inc()
                 logger.warning(
                     "pipeline waiting for the database (%s); retry in %.1fs", exc, backoff
                 )
@@ -225,6 +250,7 @@ class Pipeline:
                 backoff = min(backoff * 2, 10.0)
                 continue
             except Exception:
+                CONSUMER_ERRORS.labels("pipeline", "unexpected").inc()
                 logger.exception("pipeline cycle failed")
                 self._stop.wait(1.0)
                 continue

@@ -31,6 +31,7 @@ from polku.errors import Unavailable
 from polku.events import LoggedEvent
 from polku.log.nats import NatsLog, PartitionReader
 from polku.log.sql import SqlPartition, store_copies
+from polku.ops.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_ERRORS, CONSUMER_EVENTS, CONSUMER_LAG
 from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer, Contended
 from polku.pipeline.leases import Assignment, Leases
@@ -106,9 +107,13 @@ class PartitionRunner:
                     reader = self._open()
                 events = reader.fetch(self._batch, timeout=0.05 if busy else 1.0)
                 self.lag = reader.pending
+                CONSUMER_LAG.labels(ARCHIVE, str(p)).set(reader.pending)
                 if events:
+                    started = time.perf_counter()
                     head = archive(self._engine, p, events)
                     reader.ack()
+                    CONSUMER_BATCH_SECONDS.labels(ARCHIVE).observe(time.perf_counter() - started)
+                    CONSUMER_EVENTS.labels(ARCHIVE).inc(len(events))
                     self._archived.appended(head)
                 seen = self.pipeline.run_once()
                 busy = bool(events) or seen > 0
@@ -116,6 +121,7 @@ class PartitionRunner:
                     self._on_batch(p, len(events))
                 backoff = 0.1
             except _FAILURES as exc:
+                CONSUMER_ERRORS.labels(ARCHIVE, "unavailable").inc()
                 logger.warning(
                     "partition %d: %s; starting again from the checkpoint in %.1f s",
                     p,
@@ -127,6 +133,7 @@ class PartitionRunner:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             except Exception:
+                CONSUMER_ERRORS.labels(ARCHIVE, "unexpected").inc()
                 logger.exception("partition %d: unexpected failure", p, extra={"partition": p})
                 reader = self._discard(reader)
                 self._stop.wait(1.0)
