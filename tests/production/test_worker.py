@@ -269,3 +269,37 @@ def test_the_live_feed_of_one_api_process_shows_what_another_one_took(
         ("event", second["messageId"]),
     ]
     assert items[2][0] == "rejection" and items[2][1]["code"]
+
+
+def test_an_unmerge_across_partitions_counts_every_event_once(production: Production) -> None:
+    # The person's two devices hash to different partitions than their userId.
+    first, second, user = "dev-a", "dev-b", "user-two-devices"
+    assert len({partition_of(k, 4) for k in (first, second, user)}) >= 2
+    production.start_worker("w1")
+    production.send(msg("page", anonymousId=first, name="Home"))
+    production.send(*(msg("page", anonymousId=second, name=f"P{n}") for n in range(2)))
+    production.send(msg("identify", userId=user, anonymousId=first))
+    production.send(msg("identify", userId=user, anonymousId=second))  # merges the two
+    production.settle(events=5)
+    merged = lookup(production, "user_id", user)
+    assert merged["event_count"] == 5
+    merges = production.client.get(
+        f"/v1/profiles/{merged['profile_id']}/merges", headers=production.admin
+    ).json()["merges"]
+    assert len(merges) == 1
+
+    response = production.client.post(
+        f"/v1/identity/merges/{merges[0]['merge_id']}/unmerge", headers=production.admin
+    )
+    assert response.status_code == 200, response.text  # applied, not pending
+    # Events sent right after the un-merge land once, on the side identity gives them.
+    production.send(msg("page", anonymousId=second, name="After"))
+    production.send(msg("track", userId=user, event="Cart Viewed"))
+    production.settle(events=8)
+    kept, given_back = (
+        lookup(production, "user_id", user),
+        lookup(production, "anonymous_id", second),
+    )
+    assert kept["profile_id"] != given_back["profile_id"]
+    assert given_back["event_count"] == 3  # its two pages and the one after
+    assert kept["event_count"] == 4  # the first device, both identifies, the cart view

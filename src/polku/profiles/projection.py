@@ -3,17 +3,17 @@ assigned to it, apply merges, and rebuild both sides of an un-merge."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, and_, delete, or_, select
 
 from polku.events import LoggedEvent
 from polku.identity.projection import UNMERGE, canonical
 from polku.identity.tables import event_profiles, merges
 from polku.identity.tables import profile_ids as profile_ids_table
-from polku.log.tables import log_events
+from polku.log.tables import checkpoints, log_events
 from polku.pipeline.consumer import Apply
 from polku.profiles.state import ProfileState, apply_event, merge_states
 from polku.profiles.tables import profiles
@@ -241,19 +241,54 @@ class ProfilesConsumer:
         if row is None:
             return
         sides = [canonical(conn, row.winner_id), row.loser_id]
+        upto: int | dict[int, int] = event.offset
         if shared:
+            # Other partitions' workers may not have projected all their earlier events yet
+            # (and may project later ones meanwhile). Lock both profiles first, so no worker
+            # changes them until this commits, then rebuild each from exactly the events
+            # already applied in each partition: what is not applied yet is applied later,
+            # by its own partition, to whichever side identity gave it.
             lock_profiles(conn, sides)
+            upto = {**_applied_offsets(conn, self.name), event.partition: event.offset}
         existing = set(load_states(conn, sides))
-        states = {pid: rebuild(conn, pid, event.workspace_id, event.offset) for pid in sides}
+        states = {pid: rebuild(conn, pid, event.workspace_id, upto) for pid in sides}
         self._write(conn, states, existing)
 
 
-def rebuild(conn: Connection, profile_id: str, workspace_id: str, upto: int) -> ProfileState:
-    """A profile's state recomputed from all the events assigned to it up to offset `upto`."""
+def _applied_offsets(conn: Connection, consumer: str) -> dict[int, int]:
+    """The offset up to which `consumer` has applied each partition (production mode)."""
+    prefix = f"{consumer}.p"
+    rows = conn.execute(
+        select(checkpoints.c.consumer, checkpoints.c.offset).where(
+            checkpoints.c.consumer.like(prefix + "%")
+        )
+    )
+    found: dict[int, int] = {}
+    for name, offset in rows:
+        tail = name.removeprefix(prefix)
+        if tail.isdigit():
+            found[int(tail)] = int(offset)
+    return found
+
+
+def rebuild(
+    conn: Connection, profile_id: str, workspace_id: str, upto: int | Mapping[int, int]
+) -> ProfileState:
+    """A profile's state recomputed from the events assigned to it up to offset `upto`, or,
+    per partition, up to the offsets `upto` gives (events of other partitions: not counted)."""
+    if isinstance(upto, int):
+        within = log_events.c.offset <= upto
+    else:
+        within = or_(
+            *(
+                and_(log_events.c.partition == partition, log_events.c.offset <= offset)
+                for partition, offset in sorted(upto.items())
+            )
+        )
     rows = conn.execute(
         select(log_events)
         .join(event_profiles, event_profiles.c.offset == log_events.c.offset)
-        .where(event_profiles.c.profile_id == profile_id, log_events.c.offset <= upto)
+        .where(event_profiles.c.profile_id == profile_id, within)
         .order_by(log_events.c.offset)
     )
     state: ProfileState | None = None
