@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
@@ -29,6 +29,7 @@ from polku.identity.projection import IdentityConsumer
 from polku.log.base import EventLog
 from polku.log.nats import NatsLog
 from polku.log.sql import SqlLog
+from polku.log.tables import log_events
 from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer
 from polku.pipeline.leases import check_partitions, ensure_partitions, live_workers
@@ -37,7 +38,7 @@ from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
 from polku.settings import Settings
-from polku.storage.engine import make_engine, writing
+from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
 
 __all__ = ["Runtime", "consumers", "migrate", "replay_partitions", "run_worker"]
@@ -177,6 +178,7 @@ def migrate(settings: Settings) -> None:
             log = nats_log(settings)
             try:
                 log.run(log.ensure_stream)
+                check_stream_continues(engine, log)
             finally:
                 log.close()
     finally:
@@ -222,6 +224,26 @@ def replay_partitions(settings: Settings, *, echo: Callable[[str], None]) -> int
         engine.dispose()
 
 
+def check_stream_continues(engine: Engine, log: NatsLog) -> None:
+    """Refuse a stream that ends before the events already copied into PostgreSQL.
+
+    Offsets are the stream's sequence numbers. A stream deleted and made anew starts again
+    at 1: workers would wait for sequences they think they have, and then collide with the
+    copied events. Restore the stream from a backup instead (docs/deploy.md).
+    """
+    with translate_errors("reading the copied log"), engine.connect() as conn:
+        copied = int(conn.execute(select(func.max(log_events.c.offset))).scalar() or 0)
+    head = log.head()
+    if head < copied:
+        raise PolkuError(
+            f"The NATS stream {log.stream} ends at sequence {head}, but PostgreSQL already "
+            f"holds events up to offset {copied}: the stream was deleted or replaced.",
+            field="POLKU_NATS_STREAM",
+            hint="Restore the stream from its backup (`nats stream restore`), or point "
+            "POLKU_NATS_STREAM at the original stream; see docs/deploy.md, 'Restore'.",
+        )
+
+
 def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], None]) -> None:
     """Body of `polku worker`: hold a share of the partitions and project them until SIGTERM
     or SIGINT, then hand the partitions back."""
@@ -233,7 +255,8 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
             "in the embedded mode `polku serve` runs the pipeline itself.",
         )
     require_postgres(settings)
-    engine = make_engine(settings)
+    # One connection per partition runner, plus the heartbeat and the metrics' reads.
+    engine = make_engine(settings, pool_size=settings.partitions + 4)
     identity = IdentityConfig(
         default_region=settings.phone_region, shared_devices=settings.shared_devices
     )
@@ -250,6 +273,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         check_partitions(engine, settings.partitions)
+        check_stream_continues(engine, log)
         ready(worker)
         worker.run()
     finally:

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cluster import Production, production_settings, running
+from cluster import Production, delete_stream, production_settings, running
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from collect.test_live import Watcher
 from polku.app import create_app
+from polku.errors import PolkuError
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.tables import event_profiles, identifiers, profile_ids
 from polku.log.nats import partition_of
@@ -27,7 +28,7 @@ from polku.pipeline import checkpoints
 from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, archive
 from polku.profiles.tables import profiles
-from polku.runtime import Runtime, consumers, nats_log
+from polku.runtime import Runtime, consumers, migrate, nats_log
 
 pytestmark = pytest.mark.postgres
 
@@ -303,3 +304,16 @@ def test_an_unmerge_across_partitions_counts_every_event_once(production: Produc
     assert kept["profile_id"] != given_back["profile_id"]
     assert given_back["event_count"] == 3  # its two pages and the one after
     assert kept["event_count"] == 4  # the first device, both identifies, the cart view
+
+
+def test_migrate_refuses_a_stream_made_anew_behind_the_copied_events(
+    production: Production,
+) -> None:
+    production.start_worker("w1")
+    production.send(*shopper_day(1))
+    production.settle(events=4)
+    production.stop_worker("w1")
+    delete_stream(production.settings)  # an operator's mistake: the stream starts again at 1
+    with pytest.raises(PolkuError, match="ends at sequence 0") as refused:
+        migrate(production.settings)
+    assert refused.value.hint is not None and "restore" in refused.value.hint.lower()

@@ -177,6 +177,7 @@ class Pipeline:
                 consumer.name,
                 events[0].offset,
                 events[-1].offset,
+                extra={"consumer": consumer.name + self._scope, "offset": events[0].offset},
             )
         for event in events:
             try:
@@ -185,6 +186,18 @@ class Pipeline:
                 raise
             except Exception as exc:
                 CONSUMER_ERRORS.labels(consumer.name, "poison").inc()
+                logger.error(
+                    "consumer %s set event %s aside as a dead letter: %s",
+                    consumer.name,
+                    event.message_id,
+                    exc,
+                    extra={
+                        "consumer": consumer.name + self._scope,
+                        "offset": event.offset,
+                        "message_id": event.message_id,
+                        "workspace_id": event.workspace_id,
+                    },
+                )
                 with writing(self._engine) as conn:
                     if self._claim(conn, consumer.name, [event]):
                         record_pipeline_failure(conn, consumer.name, event, exc)

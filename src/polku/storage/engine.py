@@ -19,8 +19,11 @@ from polku.settings import Settings
 __all__ = ["make_engine", "translate_errors", "writing"]
 
 
-def make_engine(settings: Settings) -> Engine:
-    """The engine for `settings.sqlalchemy_url`, with SQLite tuned for WAL and durability."""
+def make_engine(settings: Settings, *, pool_size: int = 10) -> Engine:
+    """The engine for `settings.sqlalchemy_url`, with SQLite tuned for WAL and durability.
+
+    `pool_size`: PostgreSQL connections kept open (as many again may open under load); a
+    worker needs about one per partition it holds."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +59,7 @@ def make_engine(settings: Settings) -> Engine:
                 conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 @contextlib.contextmanager
