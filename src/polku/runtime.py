@@ -240,7 +240,10 @@ def check_stream_continues(engine: Engine, log: NatsLog) -> None:
             f"holds events up to offset {copied}: the stream was deleted or replaced.",
             field="POLKU_NATS_STREAM",
             hint="Restore the stream from its backup (`nats stream restore`), or point "
-            "POLKU_NATS_STREAM at the original stream; see docs/deploy.md, 'Restore'.",
+            "POLKU_NATS_STREAM at the original stream. If PostgreSQL already holds every "
+            "event the stream has (a stream backup older than the database), move the "
+            f"stream past them: `nats stream purge {log.stream} --seq {copied + 1}`. See "
+            "docs/deploy.md, 'Backup and restore'.",
         )
 
 
