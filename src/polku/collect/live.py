@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from polku.collect.tables import dead_letters
 from polku.events import LoggedEvent, to_iso
 from polku.log.nats import NatsLog, decode
-from polku.log.sql import SqlLog
+from polku.log.sql import SqlLog, event_from_row
 from polku.log.tables import log_events
 from polku.storage.engine import translate_errors
 
@@ -139,23 +139,7 @@ class TableFeed:
                 .order_by(dead_letters.c.id)
                 .limit(_READ_LIMIT)
             ).all()
-        events = [
-            event_item(
-                LoggedEvent(
-                    offset=r.offset,
-                    workspace_id=r.workspace_id,
-                    message_id=r.message_id,
-                    type=r.type,
-                    partition_key=r.partition_key,
-                    received_at=r.received_at,
-                    timestamp=r.timestamp,
-                    payload=bytes(r.payload),
-                    source_id=r.source_id,
-                    event=r.event,
-                )
-            )
-            for r in rows
-        ]
+        events = [event_item(event_from_row(r)) for r in rows]
         rejections = [
             {
                 key: value

@@ -28,7 +28,7 @@ from polku.log.tables import checkpoints, log_events
 from polku.storage.bulk import insert_rows
 from polku.storage.engine import translate_errors, writing
 
-__all__ = ["SqlLog", "SqlPartition", "store_copies"]
+__all__ = ["SqlLog", "SqlPartition", "event_from_row", "read_events", "store_copies"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,14 +172,7 @@ class SqlLog:
     # -- consumer side -------------------------------------------------------------------
 
     def read(self, after: int, limit: int) -> list[LoggedEvent]:
-        query = (
-            select(log_events)
-            .where(log_events.c.offset > after)
-            .order_by(log_events.c.offset)
-            .limit(limit)
-        )
-        with translate_errors("reading the log"), self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+        return read_events(self._engine, after, limit)
 
     def head(self) -> int:
         with translate_errors("reading the log"), self._engine.connect() as conn:
@@ -212,14 +205,7 @@ class SqlPartition:
         self._listeners: list[AppendListener] = []
 
     def read(self, after: int, limit: int) -> list[LoggedEvent]:
-        query = (
-            select(log_events)
-            .where(log_events.c.partition == self.partition, log_events.c.offset > after)
-            .order_by(log_events.c.offset)
-            .limit(limit)
-        )
-        with translate_errors("reading the log"), self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+        return read_events(self._engine, after, limit, partition=self.partition)
 
     def head(self) -> int:
         with translate_errors("reading the log"), self._engine.connect() as conn:
@@ -237,28 +223,25 @@ class SqlPartition:
             listener(head)
 
 
+def read_events(
+    engine: Engine, after: int, limit: int, *, partition: int | None = None
+) -> list[LoggedEvent]:
+    """Up to `limit` events after offset `after` in log order (of one partition, if given)."""
+    query = select(log_events).where(log_events.c.offset > after)
+    if partition is not None:
+        query = query.where(log_events.c.partition == partition)
+    query = query.order_by(log_events.c.offset).limit(limit)
+    with translate_errors("reading the log"), engine.connect() as conn:
+        return [event_from_row(r) for r in conn.execute(query)]
+
+
 def store_copies(conn: Connection, events: Sequence[LoggedEvent]) -> None:
     """Insert events read from the NATS log, keeping their offsets and partitions.
 
     A messageId stored before (a client's retry after the stream's duplicate window) is
     skipped, so every acknowledged messageId is in the table exactly once.
     """
-    rows = [
-        (
-            e.offset,
-            e.partition,
-            e.workspace_id,
-            e.source_id,
-            e.message_id,
-            e.type,
-            e.event,
-            e.partition_key,
-            e.received_at,
-            e.timestamp,
-            e.payload,
-        )
-        for e in events
-    ]
+    rows = [(e.offset, e.partition, *_values(e)) for e in events]
     insert_rows(
         conn,
         log_events,
@@ -268,7 +251,8 @@ def store_copies(conn: Connection, events: Sequence[LoggedEvent]) -> None:
     )
 
 
-def _event(r: Any) -> LoggedEvent:
+def event_from_row(r: Any) -> LoggedEvent:
+    """A `log_events` row as the event it holds."""
     return LoggedEvent(
         offset=r.offset,
         workspace_id=r.workspace_id,
@@ -284,21 +268,23 @@ def _event(r: Any) -> LoggedEvent:
     )
 
 
+def _values(e: NewEvent | LoggedEvent) -> tuple[Any, ...]:
+    """An event's values in `_COLUMNS` order."""
+    return (
+        e.workspace_id,
+        e.source_id,
+        e.message_id,
+        e.type,
+        e.event,
+        e.partition_key,
+        e.received_at,
+        e.timestamp,
+        e.payload,
+    )
+
+
 def _rows(events: Sequence[NewEvent]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            e.workspace_id,
-            e.source_id,
-            e.message_id,
-            e.type,
-            e.event,
-            e.partition_key,
-            e.received_at,
-            e.timestamp,
-            e.payload,
-        )
-        for e in events
-    ]
+    return [_values(e) for e in events]
 
 
 def _settle(item: _Pending, head: int | None, exc: BaseException | None) -> None:

@@ -13,6 +13,7 @@ from polku.events import LoggedEvent
 from polku.identity.projection import UNMERGE, canonical
 from polku.identity.tables import event_profiles, merges
 from polku.identity.tables import profile_ids as profile_ids_table
+from polku.log.sql import event_from_row
 from polku.log.tables import checkpoints, log_events
 from polku.pipeline.consumer import Apply
 from polku.profiles.state import ProfileState, apply_event, merge_states
@@ -293,18 +294,7 @@ def rebuild(
     )
     state: ProfileState | None = None
     for r in rows:
-        event = LoggedEvent(
-            offset=r.offset,
-            workspace_id=r.workspace_id,
-            message_id=r.message_id,
-            type=r.type,
-            partition_key=r.partition_key,
-            received_at=r.received_at,
-            timestamp=r.timestamp,
-            payload=bytes(r.payload),
-            source_id=r.source_id,
-            event=r.event,
-        )
+        event = event_from_row(r)
         if state is None:
             state = ProfileState(profile_id, workspace_id, r.timestamp, r.timestamp)
         apply_event(state, event)
