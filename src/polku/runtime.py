@@ -79,7 +79,7 @@ class Runtime:
             live = NatsFeed(live_log)
             pipeline = None
             progress = PartitionedProgress(
-                engine, settings.partitions, consumers(identity)[-1].name
+                engine, settings.partitions, [c.name for c in consumers(identity)]
             )
         else:
             if settings.auto_migrate if migrate is None else migrate:

@@ -150,3 +150,21 @@ def test_serve_metrics_answers_scrapes_on_its_own_port() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_consumer_lag_comes_from_the_checkpoints_whichever_process_runs_the_pipeline(
+    polku: Polku,
+) -> None:
+    polku.settle()
+    pipeline = polku.runtime.pipeline
+    assert pipeline is not None
+    pipeline.stop()  # as if the pipeline ran elsewhere and had fallen behind
+    response = polku.send("/v1/batch", {"batch": [_track() for _ in range(3)]})
+    assert response.status_code == 200
+    scrape = Scrape(polku.client)
+    for consumer in ("identity", "profiles"):
+        assert scrape.value("polku_consumer_lag_events", consumer=consumer, partition="0") == 3
+    pipeline.start()
+    polku.settle()
+    scrape = Scrape(polku.client)
+    assert scrape.value("polku_consumer_lag_events", consumer="profiles", partition="0") == 0

@@ -11,9 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from polku.errors import Unavailable
 from polku.http import json_response, runtime
 from polku.ops.health import Readiness, not_ready
-from polku.ops.metrics import exposition
+from polku.ops.metrics import CONSUMER_LAG, exposition
 
 __all__ = ["router"]
 
@@ -53,6 +54,16 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    """Every metric in the Prometheus text format (OpenMetrics when the scraper asks)."""
+    """Every metric in the Prometheus text format (OpenMetrics when the scraper asks).
+
+    The consumers' lag is read from the database's checkpoints at each scrape, so it is
+    right also when the pipeline runs in another process (the embedded mode's child
+    process, or the production mode's workers)."""
+    rt = runtime(request)
+    try:
+        for (consumer, partition), lag in rt.progress.lags().items():
+            CONSUMER_LAG.labels(consumer, str(partition)).set(lag)
+    except Unavailable:
+        pass  # the database is down: /readyz says so; the other metrics still matter
     body, content_type = exposition(request.headers.get("accept"))
     return Response(body, media_type=content_type)

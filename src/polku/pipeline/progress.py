@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from polku.events import Receipt
 from polku.log.nats import partition_of
 from polku.pipeline import checkpoints
 from polku.pipeline.runner import Pipeline
+from polku.pipeline.worker import ARCHIVE
 from polku.storage.engine import translate_errors
 
 __all__ = ["PartitionedProgress", "PipelineProgress", "Progress"]
@@ -30,6 +32,11 @@ class Progress(Protocol):
 
     def positions(self) -> dict[str, int]:
         """Checkpoints worth showing (``pipeline``, or one per partition)."""
+        ...
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Events each consumer has yet to process, by (consumer, partition), from the
+        checkpoints in the database (so right whichever process runs the consumers)."""
         ...
 
     async def wait_for(self, receipt: Receipt, timeout: float = 10.0) -> bool:
@@ -62,14 +69,18 @@ class PipelineProgress(_Waiting):
     def positions(self) -> dict[str, int]:
         return {"pipeline": self._pipeline.position}
 
+    def lags(self) -> dict[tuple[str, int], int]:
+        return {(name, 0): lag for name, lag in self._pipeline.lags().items()}
+
 
 class PartitionedProgress(_Waiting):
     """The production mode: the last consumer's checkpoint on the event's partition."""
 
-    def __init__(self, engine: Engine, partitions: int, last_consumer: str) -> None:
+    def __init__(self, engine: Engine, partitions: int, consumers: Sequence[str]) -> None:
         self._engine = engine
         self._partitions = partitions
-        self._last = last_consumer
+        self._consumers = tuple(consumers)
+        self._last = consumers[-1]
 
     def processed(self, receipt: Receipt) -> bool:
         partition = partition_of(receipt.partition_key, self._partitions)
@@ -81,3 +92,20 @@ class PartitionedProgress(_Waiting):
         names = [checkpoints.scoped(self._last, p) for p in range(self._partitions)]
         with translate_errors("reading the pipeline's progress"), self._engine.connect() as conn:
             return checkpoints.read_many(conn, names)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Behind the copy in PostgreSQL; how far the copy is behind NATS only the workers
+        know (their `polku_consumer_lag_events{consumer="archive"}`)."""
+        names = [
+            checkpoints.scoped(name, p)
+            for p in range(self._partitions)
+            for name in (ARCHIVE, *self._consumers)
+        ]
+        with translate_errors("reading the pipeline's progress"), self._engine.connect() as conn:
+            found = checkpoints.read_many(conn, names)
+        lags: dict[tuple[str, int], int] = {}
+        for p in range(self._partitions):
+            copied = found[checkpoints.scoped(ARCHIVE, p)]
+            for name in self._consumers:
+                lags[(name, p)] = max(0, copied - found[checkpoints.scoped(name, p)])
+        return lags

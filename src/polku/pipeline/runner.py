@@ -86,6 +86,13 @@ class Pipeline:
             found = checkpoints.read_many(conn, [c.name + self._scope for c in self.consumers])
         return min(found.values(), default=0)
 
+    def lags(self) -> dict[str, int]:
+        """Events each consumer has yet to process: the log head minus its checkpoint."""
+        head = self._log.head()
+        with self._engine.connect() as conn:
+            found = checkpoints.read_many(conn, [c.name + self._scope for c in self.consumers])
+        return {c.name: max(0, head - found[c.name + self._scope]) for c in self.consumers}
+
     # -- processing ----------------------------------------------------------------------
 
     def run_once(self) -> int:
