@@ -216,14 +216,6 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
-        "metrics_port",
-        9464,
-        "Port on which `polku worker` serves Prometheus metrics at /metrics (on POLKU_HOST); "
-        "give each worker on one machine its own; 0 turns it off. `polku serve` serves "
-        "them on its HTTP port instead.",
-        int,
-    ),
-    Setting(
         "log_format",
         "text",
         "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
@@ -262,7 +254,6 @@ class Settings:
     cors_origins: frozenset[str] = frozenset({"*"})
     public_url: str = ""
     readiness_timeout: float = 2.0
-    metrics_port: int = 9464
     log_format: str = "text"
 
     @classmethod
