@@ -28,6 +28,7 @@ from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
 from polku.log.base import EventLog
 from polku.log.nats import NatsLog
+from polku.log.outbox import NatsOutbox, Outbox, TableOutbox
 from polku.log.sql import SqlLog
 from polku.log.tables import log_events
 from polku.pipeline import checkpoints
@@ -57,6 +58,7 @@ class Runtime:
     intake: Intake
     identity: IdentityConfig
     live: LiveFeed
+    outbox: Outbox  # write transactions that record the events of their decisions
     _process: multiprocessing.process.BaseProcess | None = None
 
     @classmethod
@@ -71,12 +73,14 @@ class Runtime:
         pipeline: Pipeline | None
         progress: Progress
         live: LiveFeed
+        outbox: Outbox
         if settings.uses_nats:
             require_postgres(settings)
             if migrate:
                 upgrade(engine)
             log = live_log = nats_log(settings)
             live = NatsFeed(live_log)
+            outbox = NatsOutbox(engine, live_log)
             pipeline = None
             progress = PartitionedProgress(
                 engine, settings.partitions, [c.name for c in consumers(identity)]
@@ -86,6 +90,7 @@ class Runtime:
                 upgrade(engine)
             log = table_log = SqlLog(engine)
             live = TableFeed(engine, table_log)
+            outbox = TableOutbox(engine, table_log)
             pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
             progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
@@ -99,6 +104,7 @@ class Runtime:
             intake=Intake(settings, engine, log, keys, identity, live),
             identity=identity,
             live=live,
+            outbox=outbox,
         )
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:

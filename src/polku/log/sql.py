@@ -161,11 +161,7 @@ class SqlLog:
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> int:
         with translate_errors("appending events to the log"), writing(self._engine) as conn:
-            if self._is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
-            insert_rows(
-                conn, log_events, _COLUMNS, rows, ignore_conflicts_on=("workspace_id", "message_id")
-            )
+            _insert(conn, rows)
             head = conn.execute(select(func.max(log_events.c.offset))).scalar()
         return int(head or 0)
 
@@ -180,6 +176,22 @@ class SqlLog:
 
     def subscribe(self, listener: AppendListener) -> None:
         self._listeners.append(listener)
+
+    def append_within(self, conn: Connection, events: Sequence[NewEvent]) -> None:
+        """Append as part of the caller's write transaction (`polku.log.outbox`): the events
+        are in the log exactly when it commits. Call it last in the transaction: on
+        PostgreSQL it holds the lock that orders appends until the commit. Call `appended`
+        after the commit."""
+        _insert(conn, _rows(events))
+
+    def appended(self) -> None:
+        """Tell the listeners about appends made with `append_within` (after the commit)."""
+        head = self.head()
+        for listener in list(self._listeners):
+            try:
+                listener(head)
+            except Exception:  # a listener must never fail a committed append
+                logger.exception("log listener failed")
 
     def close(self) -> None:
         with self._cond:
@@ -265,6 +277,19 @@ def event_from_row(r: Any) -> LoggedEvent:
         source_id=r.source_id,
         event=r.event,
         partition=r.partition,
+    )
+
+
+def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert new events; a messageId already in the workspace's log is skipped (dedupe).
+
+    On PostgreSQL, appending transactions take one advisory lock first, so offsets commit in
+    order and a consumer reading `offset > checkpoint` never skips a row a slower
+    transaction commits later."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+    insert_rows(
+        conn, log_events, _COLUMNS, rows, ignore_conflicts_on=("workspace_id", "message_id")
     )
 
 

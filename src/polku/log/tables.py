@@ -15,7 +15,7 @@ from sqlalchemy import (
 
 from polku.storage.metadata import OffsetType, metadata
 
-__all__ = ["checkpoints", "leases", "log_events", "workers"]
+__all__ = ["checkpoints", "leases", "log_events", "outbox", "workers"]
 
 log_events = Table(
     "log_events",
@@ -68,3 +68,23 @@ workers = Table(
     Column("heartbeat_at", BigInteger, nullable=False),  # database clock, ms
     Column("partitions", String(2000), nullable=False, server_default=""),
 )
+
+outbox = Table(
+    "log_outbox",
+    metadata,
+    # Events decided inside a database transaction in the production mode, waiting to be
+    # published to the NATS log (see polku.log.outbox); empty in the embedded mode.
+    Column("id", OffsetType, primary_key=True, autoincrement=True),
+    Column("partition", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # epoch ms, the recording process's clock
+    Column("workspace_id", String(64), nullable=False),
+    Column("source_id", String(64), nullable=False, default=""),
+    Column("message_id", String(200), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("event", String(200), nullable=True),
+    Column("partition_key", String(300), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+)
+Index("ix_log_outbox_partition_id", outbox.c.partition, outbox.c.id)

@@ -6,7 +6,9 @@ a `PartitionRunner` thread that
 1. reads the partition in order with its own durable JetStream consumer
    (`polku.log.nats.PartitionReader`),
 2. copies each batch into the state database's `log_events` with the partition's ``archive``
-   checkpoint in the same transaction, then acknowledges it to JetStream,
+   checkpoint in the same transaction, then acknowledges it to JetStream (and, about once a
+   second, publishes the partition's outbox entries that an API process committed but did
+   not get to publish: `polku.log.outbox.Relay`),
 3. runs the consumers (identity, then profiles, ...) over what was copied, each with its own
    checkpoint per partition, as `Pipeline` does in the embedded mode.
 
@@ -30,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from polku.errors import Unavailable
 from polku.events import LoggedEvent
 from polku.log.nats import NatsLog, PartitionReader
+from polku.log.outbox import Relay
 from polku.log.sql import SqlPartition, store_copies
 from polku.ops.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_ERRORS, CONSUMER_EVENTS, CONSUMER_LAG
 from polku.pipeline import checkpoints
@@ -46,6 +49,7 @@ ARCHIVE = "archive"
 """The checkpoint name of the copy of the NATS log into `log_events`."""
 
 _FAILURES = (Unavailable, OperationalError, Contended)
+_RELAY_SECONDS = 1.0
 
 
 def archive(engine: Engine, partition: int, events: Sequence[LoggedEvent]) -> int:
@@ -83,6 +87,8 @@ class PartitionRunner:
         self.pipeline = Pipeline(
             engine, self._archived, consumers, batch=batch, scope=f".p{p}", shared=True
         )
+        self._relay = Relay(engine, log, p)
+        self._relayed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"polku-p{p}", daemon=True)
         self.lag = 0  # events in NATS after the last one read
@@ -115,6 +121,9 @@ class PartitionRunner:
                     CONSUMER_BATCH_SECONDS.labels(ARCHIVE).observe(time.perf_counter() - started)
                     CONSUMER_EVENTS.labels(ARCHIVE).inc(len(events))
                     self._archived.appended(head)
+                if time.monotonic() - self._relayed_at > _RELAY_SECONDS:
+                    self._relay.run_once()  # events an API process recorded but never sent
+                    self._relayed_at = time.monotonic()
                 seen = self.pipeline.run_once()
                 busy = bool(events) or seen > 0
                 if self._on_batch is not None and (events or seen):

@@ -1,4 +1,4 @@
-"""production mode: log partitions, partition leases, workers
+"""production mode: log partitions, partition leases, workers, the outbox
 
 Revision ID: 0002
 Revises: 0001
@@ -41,9 +41,33 @@ def upgrade() -> None:
         sa.Column("partitions", sa.String(length=2000), nullable=False, server_default=""),
         sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_pipeline_workers")),
     )
+    op.create_table(
+        "log_outbox",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=64), nullable=False),
+        sa.Column("source_id", sa.String(length=64), nullable=False),
+        sa.Column("message_id", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("event", sa.String(length=200), nullable=True),
+        sa.Column("partition_key", sa.String(length=300), nullable=False),
+        sa.Column("received_at", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_log_outbox")),
+    )
+    op.create_index("ix_log_outbox_partition_id", "log_outbox", ["partition", "id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_log_outbox_partition_id", table_name="log_outbox")
+    op.drop_table("log_outbox")
     op.drop_table("pipeline_workers")
     op.drop_table("pipeline_leases")
     if op.get_bind().dialect.name == "postgresql":
