@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from polku.errors import Unavailable
 from polku.events import LoggedEvent
@@ -50,6 +50,17 @@ ARCHIVE = "archive"
 
 _FAILURES = (Unavailable, OperationalError, Contended)
 _RELAY_SECONDS = 1.0
+
+
+def _summary(exc: BaseException) -> str:
+    """A failure as one log line. The consumers' driver errors reach the worker untranslated,
+    and SQLAlchemy's text of them appends the SQL statement and its parameters (customers'
+    emails, user ids, ...) over several lines: keep only the driver's own message."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
 
 def archive(engine: Engine, partition: int, events: Sequence[LoggedEvent]) -> int:
@@ -134,7 +145,7 @@ class PartitionRunner:
                 logger.warning(
                     "partition %d: %s; starting again from the checkpoint in %.1f s",
                     p,
-                    exc,
+                    _summary(exc),
                     backoff,
                     extra={"partition": p},
                 )
@@ -212,7 +223,7 @@ class Worker:
             try:
                 held = self.leases.heartbeat()
             except _FAILURES as exc:
-                logger.warning("heartbeat failed (%s); retry in %.1f s", exc, backoff)
+                logger.warning("heartbeat failed (%s); retry in %.1f s", _summary(exc), backoff)
                 if time.monotonic() - last_ok > self._lease_seconds:
                     self._reconcile({})  # the leases have lapsed: others may own them now
                 self._stop.wait(backoff)
@@ -227,7 +238,7 @@ class Worker:
         try:
             self.leases.release()
         except _FAILURES as exc:
-            logger.warning("could not hand the partitions back (%s); they expire", exc)
+            logger.warning("could not hand the partitions back (%s); they expire", _summary(exc))
 
     def stop(self) -> None:
         self._stop.set()
