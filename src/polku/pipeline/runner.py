@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -35,7 +35,7 @@ from polku.ops.metrics import (
 )
 from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer, Contended
-from polku.storage.engine import writing
+from polku.storage.engine import describe_error, writing
 
 __all__ = ["Pipeline"]
 
@@ -66,7 +66,26 @@ class Pipeline:
         self._stop = threading.Event()
         self._idle_poll = 1.0
         self._thread: threading.Thread | None = None
+        self._chores: list[Callable[[], object]] = []
+        self._chores_at = 0.0
         log.subscribe(lambda _head: self._wake.set())
+
+    def add_chore(self, chore: Callable[[], object]) -> None:
+        """Run `chore` about once a second while the pipeline runs in the background (due
+        timers: reservations that ran out). A failing chore is logged and tried again."""
+        self._chores.append(chore)
+
+    def run_chores(self) -> None:
+        for chore in self._chores:
+            try:
+                chore()
+            except (OperationalError, Unavailable) as exc:
+                logger.warning(
+                    "chore %s waits for the database: %s", _name(chore), describe_error(exc)
+                )
+            except Exception:
+                CONSUMER_ERRORS.labels("chores", "unexpected").inc()
+                logger.exception("chore %s failed", _name(chore))
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -264,7 +283,9 @@ class Pipeline:
             except (OperationalError, Unavailable, Contended) as exc:
                 CONSUMER_ERRORS.labels("pipeline", "unavailable").inc()
                 logger.warning(
-                    "pipeline waiting for the database (%s); retry in %.1fs", exc, backoff
+                    "pipeline waiting for the database (%s); retry in %.1fs",
+                    describe_error(exc),
+                    backoff,
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -274,8 +295,11 @@ class Pipeline:
                 logger.exception("pipeline cycle failed")
                 self._stop.wait(1.0)
                 continue
+            if self._chores and time.monotonic() - self._chores_at >= _CHORE_SECONDS:
+                self._chores_at = time.monotonic()
+                self.run_chores()
             if seen == 0:
-                self._wake.wait(self._idle_poll)
+                self._wake.wait(min(self._idle_poll, _CHORE_SECONDS))
 
     def stop(self) -> None:
         self._stop.set()
@@ -286,6 +310,13 @@ class Pipeline:
 
 
 _ATTEMPTS = 8
+_CHORE_SECONDS = 1.0
+
+
+def _name(chore: Callable[[], object]) -> str:
+    return getattr(chore, "__name__", None) or repr(chore)
+
+
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from polku.errors import Unavailable
 from polku.events import LoggedEvent
@@ -39,7 +39,7 @@ from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer, Contended
 from polku.pipeline.leases import Assignment, Leases
 from polku.pipeline.runner import Pipeline
-from polku.storage.engine import translate_errors, writing
+from polku.storage.engine import describe_error, translate_errors, writing
 
 __all__ = ["ARCHIVE", "PartitionRunner", "Worker", "archive"]
 
@@ -50,17 +50,7 @@ ARCHIVE = "archive"
 
 _FAILURES = (Unavailable, OperationalError, Contended)
 _RELAY_SECONDS = 1.0
-
-
-def _summary(exc: BaseException) -> str:
-    """A failure as one log line. The consumers' driver errors reach the worker untranslated,
-    and SQLAlchemy's text of them appends the SQL statement and its parameters (customers'
-    emails, user ids, ...) over several lines: keep only the driver's own message."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        text = f"{type(exc.orig).__name__}: {exc.orig}"
-    else:
-        text = str(exc)
-    return " ".join(text.split())
+_CHORE_SECONDS = 1.0
 
 
 def archive(engine: Engine, partition: int, events: Sequence[LoggedEvent]) -> int:
@@ -145,7 +135,7 @@ class PartitionRunner:
                 logger.warning(
                     "partition %d: %s; starting again from the checkpoint in %.1f s",
                     p,
-                    _summary(exc),
+                    describe_error(exc),
                     backoff,
                     extra={"partition": p},
                 )
@@ -198,10 +188,12 @@ class Worker:
         lease_seconds: float,
         batch: int,
         on_batch: Callable[[int, int], None] | None = None,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self._engine = engine
         self._log = log
         self._consumers = consumers
+        self._chores = tuple(chores)
         self._batch = batch
         self._on_batch = on_batch
         self.leases = Leases(engine, worker_id, lease_seconds)
@@ -223,7 +215,9 @@ class Worker:
             try:
                 held = self.leases.heartbeat()
             except _FAILURES as exc:
-                logger.warning("heartbeat failed (%s); retry in %.1f s", _summary(exc), backoff)
+                logger.warning(
+                    "heartbeat failed (%s); retry in %.1f s", describe_error(exc), backoff
+                )
                 if time.monotonic() - last_ok > self._lease_seconds:
                     self._reconcile({})  # the leases have lapsed: others may own them now
                 self._stop.wait(backoff)
@@ -233,15 +227,30 @@ class Worker:
             backoff = 0.1
             self._reconcile(held)
             self.ready.set()
-            self._stop.wait(interval)
+            if 0 in held:  # one worker at a time: the holder of partition 0
+                self._run_chores()
+            self._stop.wait(min(interval, _CHORE_SECONDS))
         self._reconcile({})
         try:
             self.leases.release()
         except _FAILURES as exc:
-            logger.warning("could not hand the partitions back (%s); they expire", _summary(exc))
+            logger.warning(
+                "could not hand the partitions back (%s); they expire", describe_error(exc)
+            )
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _run_chores(self) -> None:
+        """Due timers (reservations that ran out); each chore is safe to run twice."""
+        for chore in self._chores:
+            try:
+                chore()
+            except _FAILURES as exc:
+                logger.warning("chore waits for a backend: %s", exc)
+            except Exception:
+                CONSUMER_ERRORS.labels("chores", "unexpected").inc()
+                logger.exception("chore failed")
 
     def _reconcile(self, held: dict[int, Assignment]) -> None:
         gone = [r for p, r in self.runners.items() if held.get(p) != r.assignment]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from polku.errors import Unavailable
 from polku.settings import Settings
 
-__all__ = ["make_engine", "translate_errors", "writing"]
+__all__ = ["describe_error", "make_engine", "translate_errors", "writing"]
 
 
 def make_engine(settings: Settings, *, pool_size: int = 10) -> Engine:
@@ -94,3 +94,15 @@ def writing(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(polku_write=True)
         with conn.begin():
             yield conn
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure as one log line, without SQLAlchemy's SQL and parameters.
+
+    SQLAlchemy's text of a driver error appends the statement and its bound parameters
+    (customers' emails, user ids) over several lines; logs keep the driver's own message."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
