@@ -1,8 +1,10 @@
-"""The `polku` command: serve, worker, migrate, replay, keys, demo."""
+"""The `polku` command: serve, worker, migrate, replay, keys, demo, import."""
 
 from __future__ import annotations
 
+import csv
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -400,6 +402,93 @@ def show_settings() -> None:
         if isinstance(default, frozenset):
             default = ",".join(sorted(default))
         click.echo(f"{s.env}  [default: {default}]\n    {s.help}")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Load reference data from a file (the catalogue)."""
+
+
+@import_group.command("catalog")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@database_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "jsonl"]),
+    default=None,
+    help="The file's format (default: from its name: .csv, .json, .jsonl or .ndjson).",
+)
+@click.option("--workspace", default="default", show_default=True, help="Workspace to import into.")
+@click.option(
+    "--errors",
+    "errors_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the problems found to this CSV file (row, field, code, message).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Products per transaction.",
+)
+@click.pass_context
+def import_catalog(
+    ctx: click.Context,
+    /,
+    file: Path,
+    fmt: str | None,
+    workspace: str,
+    errors_file: Path | None,
+    batch_size: int,
+    **options: Any,
+) -> None:
+    """Create or update products and variants from FILE: CSV (one row per variant, with
+    its product's columns), a JSON array of products, or JSON Lines. See docs/commerce.md.
+
+    Good rows are imported even when others fail; every problem is listed at the end (row,
+    field, what to do), and the exit code is 1 when there was any."""
+    from polku.commerce.catalog.importer import import_catalog as run_import
+    from polku.commerce.catalog.importer import read_catalog
+    from polku.runtime import Runtime
+
+    settings = _settings(ctx, **options)
+    try:
+        source = read_catalog(file, fmt)
+        runtime = Runtime.open(settings)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    try:
+        if settings.uses_nats:
+            runtime.log.start()
+        total = len(source.candidates)
+        with click.progressbar(length=total, label=f"Importing {total} products") as bar:
+            report = run_import(runtime, workspace, source, batch=batch_size, progress=bar.update)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        runtime.close()
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"Imported {report.products} products with {report.variants} variants.")
+    if report.problems:
+        unit = report.unit
+        click.echo(f"{len(report.problems)} problem(s); those {unit}s were not imported:")
+        for p in report.problems:
+            click.echo(f"  {unit} {p.at}: {p.field or '-'}: {p.message} [{p.code}]")
+    if errors_file is not None:
+        with errors_file.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow([report.unit, "product_id", "sku", "field", "code", "message"])
+            for p in report.problems:
+                writer.writerow(
+                    [p.at, p.product_id or "", p.sku or "", p.field or "", p.code, p.message]
+                )
+        click.echo(f"Problems written to {errors_file}.")
+    if report.problems:
+        ctx.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
