@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from polku import __version__
 from polku.collect.api import router as collect_router
 from polku.commerce.catalog.api import router as catalog_router
+from polku.commerce.locations.api import router as locations_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
 from polku.ops.api import router as ops_router
@@ -63,6 +64,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "catalog",
                 "description": "Products and variants (SKUs), and the shop's search box.",
             },
+            {
+                "name": "locations",
+                "description": "Stores and warehouses: opening hours, open now, nearest.",
+            },
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
             {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
         ],
@@ -85,6 +90,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(profiles_router)
     app.include_router(identity_router)
     app.include_router(catalog_router)
+    app.include_router(locations_router)
     app.include_router(ops_router)
 
     @app.get("/health", tags=["debugger"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
 from polku.commerce.catalog import tables as catalog_tables
+from polku.commerce.locations import tables as location_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
@@ -21,6 +22,7 @@ _REGISTERED = (
     catalog_tables,
     collect_tables,
     identity_tables,
+    location_tables,
     log_tables,
     profile_tables,
 )
