@@ -3,7 +3,8 @@ ranked search with related items.
 
 **Index.** Every active product has one row per term in ``catalog_search_terms`` (terms from
 `polku.commerce.catalog.analysis`: lemmas, words as written, compound tails, in Finnish and
-English, plus ``#<code>`` for its product id and SKUs). A row's weight is BM25F's
+English, plus ``#<code>`` for its product id and SKUs, and ``*``, which every indexed
+product has, so the index alone says how many products it holds). A row's weight is BM25F's
 length-normalised, field-weighted term frequency: name 3, brand 2, category 1.5,
 colours 1, description 1, attribute values 0.5, each field normalised against a typical
 length (a name of 4 words, a description of 40). The actions rewrite a product's rows in the
@@ -33,12 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Float, and_, case, delete, func, literal, select
 
 from polku.commerce.catalog.analysis import LANGUAGES, is_stopword, word_terms, words
-from polku.commerce.catalog.queries import Product, get_products
+from polku.commerce.catalog.queries import Product, category_key, get_products
 from polku.commerce.catalog.tables import pairs, products, search_terms
 from polku.storage.bulk import insert_rows
 
@@ -80,6 +81,7 @@ _MIN_PREFIX: Final = 2  # shortest last word matched as a prefix
 _MAX_EXPANSIONS: Final = 40  # most frequent terms a prefix stands for
 _MAX_WORDS: Final = 12  # query words considered
 _TOP_FOR_RELATED: Final = 3  # hits whose partners and categories are related items
+_EVERY: Final = "*"  # a term every indexed product has: its count is the idf's N
 
 
 def _code(value: str) -> str:
@@ -117,6 +119,7 @@ def index_terms(product: Product) -> dict[str, tuple[float, bool]]:
                 entry[1] = bool(entry[1]) or field in _NAME_FIELDS
     for code in (product.product_id, *(v.sku for v in product.variants if v.own_active)):
         found[_code(code)] = [_FIELD_WEIGHT["name"], True]
+    found[_EVERY] = [0.0, False]
     return {term: (float(w), bool(n)) for term, (w, n) in found.items()}
 
 
@@ -237,70 +240,102 @@ def _saturate(weight: float) -> float:
 
 
 def _rank(
-    conn: Connection, workspace_id: str, groups: Sequence[_Group]
-) -> list[tuple[str, int, float, float]]:
-    """(product id, words matched, how many of them are in the name, score), best first."""
+    conn: Connection, workspace_id: str, groups: Sequence[_Group], limit: int
+) -> tuple[list[tuple[str, int, float, float]], int]:
+    """The best `limit` (product id, words matched, how many in the name, score), and how
+    many products match well enough. Scored in SQL, so only the top rows reach Python."""
+    t = search_terms.c
     expanded = [
-        [t for p in g.prefixes for t in _expand(conn, workspace_id, p) if t not in g.terms]
+        [term for p in g.prefixes for term in _expand(conn, workspace_id, p) if term not in g.terms]
         for g in groups
     ]
-    wanted = sorted({t for g in groups for t in g.terms} | {t for e in expanded for t in e})
-    postings: dict[str, list[tuple[str, float, bool]]] = {}
-    for start in range(0, len(wanted), 500):
-        for term, product_id, weight, in_name in conn.execute(
-            select(
-                search_terms.c.term,
-                search_terms.c.product_id,
-                search_terms.c.weight,
-                search_terms.c.in_name,
-            ).where(
-                search_terms.c.workspace_id == workspace_id,
-                search_terms.c.term.in_(wanted[start : start + 500]),
-            )
-        ):
-            postings.setdefault(term, []).append((product_id, float(weight), bool(in_name)))
-    if not postings:
-        return []
-    documents = int(
-        conn.execute(
-            select(func.count())
-            .select_from(products)
-            .where(products.c.workspace_id == workspace_id, products.c.active.is_(True))
-        ).scalar_one()
-    )
-    matched: dict[str, list[float]] = {}  # product -> [words, name tier, score]
-    for group, more in zip(groups, expanded, strict=True):
-        best: dict[str, float] = {}
-        tier: dict[str, float] = {}  # 1: a whole query word in the name, 0.5: a prefix of one
-        for term, factor in group.terms.items():
-            found = postings.get(term, ())
-            idf = _idf(documents, len(found))
-            for product_id, weight, in_name in found:
-                best[product_id] = max(best.get(product_id, 0.0), idf * _saturate(weight) * factor)
-                if in_name:
-                    tier[product_id] = 1.0
-        if more:
+    wanted = sorted({term for g in groups for term in g.terms} | {x for e in expanded for x in e})
+    if not wanted:
+        return [], 0
+    in_workspace = t.workspace_id == workspace_id
+    df = {
+        term: int(n)
+        for term, n in conn.execute(
+            select(t.term, func.count())
+            .where(in_workspace, t.term.in_([*wanted, _EVERY]))
+            .group_by(t.term)
+        )
+    }
+    documents = df.pop(_EVERY, 0)
+    if not df:
+        return [], 0
+    saturated = t.weight * (_K1 + 1) / (t.weight + _K1)
+    columns: list[tuple[Any, Any]] = []
+    for i, (group, more) in enumerate(zip(groups, expanded, strict=True)):
+        factors = {
+            term: _idf(documents, df[term]) * factor
+            for term, factor in group.terms.items()
+            if term in df
+        }
+        whole = list(factors)
+        present = [term for term in more if term in df]
+        if present:
             # The prefix counts as one term, over the documents of all its terms (so it is
             # never rarer, and never worth more, than the whole word typed so far).
-            union = {p for t in (*group.terms, *more) for p, _, _ in postings.get(t, ())}
-            idf = _idf(documents, len(union)) * _PREFIX
-            for term in more:
-                for product_id, weight, in_name in postings.get(term, ()):
-                    best[product_id] = max(best.get(product_id, 0.0), idf * _saturate(weight))
-                    if in_name:
-                        tier[product_id] = max(tier.get(product_id, 0.0), 0.5)
-        for product_id, score in best.items():
-            entry = matched.setdefault(product_id, [0.0, 0.0, 0.0])
-            entry[0] += 1
-            entry[1] += tier.get(product_id, 0.0)
-            entry[2] += score
-    if not matched:
-        return []
-    most = max(entry[0] for entry in matched.values())
-    least = max(1, most - len(groups) // 3)
-    ranked = [(pid, int(e[0]), e[1], e[2]) for pid, e in matched.items() if e[0] >= least]
-    ranked.sort(key=lambda r: (-r[1], -r[2], -r[3], r[0]))
-    return ranked
+            union = conn.execute(
+                select(func.count(func.distinct(t.product_id))).where(
+                    in_workspace, t.term.in_(whole + present)
+                )
+            ).scalar_one()
+            idf = _idf(documents, int(union)) * _PREFIX
+            for term in present:
+                factors[term] = idf
+        if not factors:
+            continue
+        weight = case(
+            {term: literal(f, Float) for term, f in factors.items()}, value=t.term, else_=None
+        )
+        tiers = [(and_(t.in_name.is_(True), t.term.in_(whole)), 1.0)] if whole else []
+        if present:
+            tiers.append((and_(t.in_name.is_(True), t.term.in_(present)), 0.5))
+        name = case(*tiers, else_=0.0) if tiers else literal(0.0, Float)
+        columns.append((func.max(weight * saturated).label(f"g{i}"), func.max(name).label(f"n{i}")))
+    if not columns:
+        return [], 0
+    # Grouped by an expression, not the column: SQLite would otherwise walk the whole
+    # workspace's index by product to skip a sort, instead of reading the query's terms.
+    product = func.coalesce(t.product_id, "")
+    per = (
+        select(product.label("product_id"), *(c for pair in columns for c in pair))
+        .where(in_workspace, t.term.in_(wanted))
+        .group_by(product)
+        .cte("per_product")
+    )
+    matched = sum(case((per.c[f"g{i}"].is_not(None), 1), else_=0) for i in range(len(columns)))
+    tier = sum(func.coalesce(per.c[f"n{i}"], 0.0) for i in range(len(columns)))
+    score = sum(func.coalesce(per.c[f"g{i}"], 0.0) for i in range(len(columns)))
+    scored = select(
+        per.c.product_id,
+        matched.label("matched"),  # type: ignore[union-attr]
+        tier.label("tier"),  # type: ignore[union-attr]
+        score.label("score"),  # type: ignore[union-attr]
+        func.max(matched).over().label("most"),
+    ).cte("scored")
+    most = scored.c.most
+    rows = conn.execute(
+        select(
+            scored.c.product_id,
+            scored.c.matched,
+            scored.c.tier,
+            scored.c.score,
+            func.count().over().label("total"),
+        )
+        .where(scored.c.matched >= most - len(groups) // 3)
+        .order_by(
+            scored.c.matched.desc(),
+            scored.c.tier.desc(),
+            scored.c.score.desc(),
+            scored.c.product_id,
+        )
+        .limit(limit)
+    ).all()
+    total = int(rows[0].total) if rows else 0
+    return [(r.product_id, int(r.matched), float(r.tier), float(r.score)) for r in rows], total
 
 
 def _related(
@@ -315,40 +350,48 @@ def _related(
     top = hits[:_TOP_FOR_RELATED]
     shown = {p.product_id for p in hits}
     because: dict[str, tuple[str, str]] = {}  # product -> (reason, hit)
+    wanted = limit * 4 if available is not None else limit
+    active_product = and_(
+        products.c.workspace_id == pairs.c.workspace_id,
+        products.c.product_id == pairs.c.other_id,
+        products.c.active.is_(True),
+    )
     partner_rows = conn.execute(
-        select(pairs.c.product_id, pairs.c.other_id, pairs.c.orders)
+        select(pairs.c.product_id, pairs.c.other_id)
+        .join(products, active_product)
         .where(
             pairs.c.workspace_id == workspace_id,
             pairs.c.product_id.in_([p.product_id for p in top]),
+            pairs.c.other_id.not_in(shown),
         )
         .order_by(pairs.c.orders.desc(), pairs.c.other_id)
-        .limit(limit * 4)
+        .limit(wanted)
     )
-    for hit_id, other_id, _ in partner_rows:
-        if other_id not in shown and other_id not in because:
-            because[other_id] = ("bought_together", hit_id)
+    for hit_id, other_id in partner_rows:
+        because.setdefault(other_id, ("bought_together", hit_id))
     for hit in top:
-        if not hit.category:
+        if not hit.category or len(because) >= wanted:
             continue
         rows = conn.execute(
             select(products.c.product_id)
             .where(
                 products.c.workspace_id == workspace_id,
-                products.c.category_key == " > ".join(hit.category),
+                products.c.category_key == category_key(hit.category),
                 products.c.active.is_(True),
+                products.c.product_id.not_in(shown),
             )
             .order_by(products.c.created_at.desc(), products.c.product_id)
-            .limit(limit + len(shown))
+            .limit(wanted)
         )
         for (other_id,) in rows:
-            if other_id not in shown and other_id not in because:
-                because[other_id] = ("same_category", hit.product_id)
-    found = get_products(conn, workspace_id, because)
-    ids = [pid for pid in because if pid in found and found[pid].active]
+            because.setdefault(other_id, ("same_category", hit.product_id))
+    ids = list(because)
     if available is not None:
         keep = set(available(conn, workspace_id, ids))
         ids = [pid for pid in ids if pid in keep]
-    return [Related(found[pid], *because[pid]) for pid in ids[:limit]]
+    ids = ids[:limit]
+    found = get_products(conn, workspace_id, ids)
+    return [Related(found[pid], *because[pid]) for pid in ids if pid in found]
 
 
 def search(
@@ -365,10 +408,9 @@ def search(
     every language), and up to `related` related items; see the module doc."""
     langs = (lang,) if lang else LANGUAGES
     groups = _groups(q, langs)
-    ranked = _rank(conn, workspace_id, groups) if groups else []
-    ids = [r[0] for r in ranked]
-    if available is not None and ids:
-        keep = set(available(conn, workspace_id, ids))
+    ranked, total = _rank(conn, workspace_id, groups, k * 4 if available else k)
+    if available is not None and ranked:
+        keep = set(available(conn, workspace_id, [r[0] for r in ranked]))
         ranked = [r for r in ranked if r[0] in keep]
     top = ranked[:k]
     found = get_products(conn, workspace_id, [r[0] for r in top])
@@ -380,5 +422,5 @@ def search(
     return SearchResult(
         hits=hits,
         related=_related(conn, workspace_id, [h.product for h in hits], related, available),
-        total=len(ranked),
+        total=total,
     )

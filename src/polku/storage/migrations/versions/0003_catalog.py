@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "workspace_id", "term", "product_id", name=op.f("pk_catalog_search_terms")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_catalog_search_terms_product", "catalog_search_terms", ["workspace_id", "product_id"]
@@ -87,6 +88,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "workspace_id", "product_id", "other_id", name=op.f("pk_catalog_pairs")
         ),
+        sqlite_with_rowid=False,
     )
 
 
