@@ -15,6 +15,7 @@ prefixes typed so far ("talvit"). Target: p99 a few milliseconds.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
     print(banner("catalogue search benchmark"))
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (other work on the machine)")
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Runtime.open(Settings.build(data_dir=Path(tmp), pipeline="off"))
@@ -202,6 +204,7 @@ def main() -> None:
     print(f"get_product (baseline): p50 {b50:.2f} ms, p99 {b99:.2f} ms")
     print(f"ratio search/get_product at p99: {p99 / b99:.1f}x")
     slowest = sorted(zip(timings, queries, strict=True), reverse=True)[:5]
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print("slowest:", ", ".join(f"{q!r} {t * 1000:.1f} ms" for t, q in slowest))
 
 

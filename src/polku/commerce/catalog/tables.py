@@ -62,7 +62,14 @@ variants = Table(
         ondelete="CASCADE",
     ),
 )
-Index("ix_catalog_variants_product", variants.c.workspace_id, variants.c.product_id)
+# With the SKU, so a product's variants come in order from the index alone (without it,
+# SQLite prefers walking the whole workspace by SKU).
+Index(
+    "ix_catalog_variants_product",
+    variants.c.workspace_id,
+    variants.c.product_id,
+    variants.c.sku,
+)
 
 TERM_TYPE = String(120).with_variant(String(120, collation="C"), "postgresql")
 """Search terms compare by code point on both backends (SQLite's default), so a range

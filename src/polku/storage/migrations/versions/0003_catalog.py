@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace_id", "sku", name=op.f("pk_catalog_variants")),
     )
     op.create_index(
-        "ix_catalog_variants_product", "catalog_variants", ["workspace_id", "product_id"]
+        "ix_catalog_variants_product", "catalog_variants", ["workspace_id", "product_id", "sku"]
     )
     op.create_table(
         "catalog_search_terms",
