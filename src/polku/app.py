@@ -15,6 +15,7 @@ from polku import __version__
 from polku.collect.api import router as collect_router
 from polku.commerce.catalog.api import router as catalog_router
 from polku.commerce.locations.api import router as locations_router
+from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
 from polku.ops.api import router as ops_router
@@ -70,6 +71,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             },
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
             {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
+            {
+                "name": "stock",
+                "description": "Stock per location, availability, click-and-collect reservations.",
+            },
         ],
     )
     if runtime is not None:
@@ -79,7 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         max_age=86400,
     )
@@ -92,6 +97,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(locations_router)
     app.include_router(ops_router)
+    app.include_router(stock_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

@@ -114,7 +114,12 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     app = create_app(settings, runtime)
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # uvicorn's records go through Polku's handler (text or JSON)
         )
     finally:
         runtime.close()
@@ -368,6 +373,7 @@ def demo(
             port=settings.port,
             log_level="warning",
             access_log=False,
+            log_config=None,
         )
     )
     stop = threading.Event()

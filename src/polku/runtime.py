@@ -7,6 +7,7 @@ assembly, so there is exactly one way the parts are wired together.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -23,6 +24,8 @@ from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
+from polku.commerce.stock.actions import release_expired
+from polku.commerce.stock.projection import StockConsumer
 from polku.errors import PolkuError, Unavailable
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
@@ -31,6 +34,7 @@ from polku.log.nats import NatsLog
 from polku.log.outbox import NatsOutbox, Outbox, TableOutbox
 from polku.log.sql import SqlLog
 from polku.log.tables import log_events
+from polku.ops.logs import configure_logging
 from polku.pipeline import checkpoints
 from polku.pipeline.consumer import Consumer
 from polku.pipeline.leases import check_partitions, ensure_partitions, live_workers
@@ -94,7 +98,7 @@ class Runtime:
             pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
             progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             log=log,
@@ -106,6 +110,9 @@ class Runtime:
             live=live,
             outbox=outbox,
         )
+        if pipeline is not None:
+            pipeline.add_chore(functools.partial(release_expired, runtime))
+        return runtime
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:
         """Create the default workspace, write key and admin token on a fresh database."""
@@ -144,9 +151,17 @@ class Runtime:
         self.engine.dispose()
 
 
+@dataclass(frozen=True)
+class Backends:
+    """The state database and the outbox, for work outside a `Runtime` (a worker's chores)."""
+
+    engine: Engine
+    outbox: Outbox
+
+
 def consumers(identity: IdentityConfig) -> list[Consumer]:
     """The pipeline's consumers, in the order each depends on the one before."""
-    return [IdentityConsumer(identity), ProfilesConsumer()]
+    return [IdentityConsumer(identity), ProfilesConsumer(), StockConsumer()]
 
 
 def require_postgres(settings: Settings) -> None:
@@ -270,6 +285,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         default_region=settings.phone_region, shared_devices=settings.shared_devices
     )
     log = nats_log(settings)
+    backends = Backends(engine, NatsOutbox(engine, log))
     worker = Worker(
         engine,
         log,
@@ -277,6 +293,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         batch=settings.worker_batch,
+        chores=[functools.partial(release_expired, backends)],
     )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
@@ -296,9 +313,7 @@ def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
     It learns about new events by polling the log head every 20 ms (a cheap indexed read);
     it stops when terminated or when its parent process has died.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     # Projections can always be rebuilt from the log, and each consumer's checkpoint commits
     # with its writes, so the pipeline's own commits need not wait for the disk: after a
     # power loss it resumes from an older, consistent checkpoint. The log stays FULL.

@@ -136,6 +136,12 @@ CATEGORIES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             "Store and omnichannel",
             "The physical store: stock checks, visits, till receipts, click and collect, returns.",
         ),
+        "stock": (
+            "Stock",
+            "Quantities per SKU and location, as the stores, warehouses and Polku change them: "
+            "deliveries, counts, transfers, adjustments. Sales and click-and-collect "
+            "reservations move stock too (see the store events).",
+        ),
         "research": (
             "Product research",
             "A shopper reading what they need to know before buying.",
@@ -264,6 +270,13 @@ _CUSTOMER_AT_TILL: Final = {
     "pos_customer_id": _id("The till system's own customer id."),
 }
 _STORE_REQUIRED: Final = _id("The store, as your store list names it, e.g. `HEL-01`.")
+_LOCATION_REQUIRED: Final = _id("The store or warehouse, as the location list names it.")
+_STOCK_LINE_FIELDS: Final[Mapping[str, PropertySpec]] = {
+    "sku": _id("Stock-keeping unit."),
+    "product_id": _id("Database id of the product."),
+    "quantity": _count("Number of units."),
+}
+_STOCK_LINES: Final = _products(_STOCK_LINE_FIELDS, "The SKUs, each with a number of units.")
 
 
 def _event(
@@ -652,6 +665,73 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
             "review_count": _count("Number of reviews shown."),
             "rating": _money("Average rating shown, e.g. 4.5."),
         },
+    ),
+    _event(
+        "Click and Collect Released",
+        "store",
+        "A click-and-collect reservation ended without a pick-up; its units are sellable again.",
+        {
+            "order_id": _id("Order or reservation id."),
+            "store_id": _STORE_REQUIRED,
+            "reason": _text("`expired` (not collected in time) or `cancelled`."),
+            "products": _PRODUCT,
+        },
+        required={"order_id", "store_id"},
+    ),
+    # stock
+    _event(
+        "Stock Received",
+        "stock",
+        "A delivery arrived at a store or warehouse: on-hand units go up.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "delivery_id": _id("Delivery note or purchase order id."),
+            "products": _STOCK_LINES,
+        },
+        required={"location_id", "products"},
+    ),
+    _event(
+        "Stock Counted",
+        "stock",
+        "A stock count: the units actually on the shelf, which replace what was on record.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "count_id": _id("Stock count id."),
+            "products": _products(
+                _props(_STOCK_LINE_FIELDS, quantity=_count("Units counted.")),
+                "The SKUs counted, each with the units found.",
+            ),
+        },
+        required={"location_id", "products"},
+    ),
+    _event(
+        "Stock Transferred",
+        "stock",
+        "Units moved from one location to another (on-hand down at one, up at the other).",
+        {
+            "from_location_id": _LOCATION_REQUIRED,
+            "to_location_id": _LOCATION_REQUIRED,
+            "transfer_id": _id("Transfer id."),
+            "products": _STOCK_LINES,
+        },
+        required={"from_location_id", "to_location_id", "products"},
+    ),
+    _event(
+        "Stock Adjusted",
+        "stock",
+        "A correction of on-hand units (damaged, lost, found), up or down.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "reason": _text("Why, e.g. `damaged`, `lost`, `found`, `correction`."),
+            "products": _products(
+                _props(
+                    _STOCK_LINE_FIELDS,
+                    quantity=_count("Units added (positive) or removed (negative).", signed=True),
+                ),
+                "The SKUs adjusted, each with its change in units.",
+            ),
+        },
+        required={"location_id", "products"},
     ),
     # consent
     _event(

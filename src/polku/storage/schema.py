@@ -10,6 +10,7 @@ from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
 from polku.commerce.catalog import tables as catalog_tables
 from polku.commerce.locations import tables as location_tables
+from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
@@ -25,4 +26,5 @@ _REGISTERED = (
     location_tables,
     log_tables,
     profile_tables,
+    stock_tables,
 )
