@@ -131,6 +131,9 @@ def _status(schedule: Schedule, at: datetime) -> tuple[OpeningStatus, bool]:
         if start <= now:
             open_now, closes = True, end
             if end is None:
+                # Open beyond the window (a 24/7 store): settled, with no closing in sight.
+                # Looking a year ahead would only find the same, at 26 times the cost.
+                settled = True
                 break
             continue
         opening, settled = start, True

@@ -4,8 +4,9 @@ Availability answers "where can I get this, and how soon": per variant, the unit
 online (the warehouses) and in each store, a low-stock flag ("only 2 left"), and the
 nearest stores that have it, with their distance and whether they are open, from
 coordinates, a postal code, or the customer's preferred store. It reads the levels of the
-product's SKUs in one query, the locations and their opening hours in one each, and does
-the rest in Python, so it stays within a few milliseconds for 50 locations.
+product's SKUs in one query (the locations and their opening statuses come from a cache of
+a few seconds, `reference.py`) and does the rest in Python, so it stays within a few
+milliseconds for 50 locations.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from sqlalchemy import Connection, select
 
 from polku.commerce.catalog.queries import Variant, get_product, get_variant
 from polku.commerce.locations.geo import distance_km
-from polku.commerce.locations.hours import opening_statuses
-from polku.commerce.locations.queries import Location, list_locations
+from polku.commerce.locations.queries import Location
+from polku.commerce.stock.reference import reference
 from polku.commerce.stock.tables import levels, movements, reservation_lines, reservations
 from polku.errors import NotFound
 from polku.events import to_iso
@@ -96,12 +97,12 @@ def availability(
                 hint="Use a product id from the catalogue.",
             )
         variants, pid = [v for v in product.variants if v.active], product.product_id
-    locations = [loc for loc in list_locations(conn, ws) if loc.active]
-    by_id = {loc.location_id: loc for loc in locations}
+    known, statuses = reference(conn, ws, at)
+    locations = known.locations
+    by_id = known.by_id()
     stores = [loc for loc in locations if loc.kind == "store"]
     warehouses = [loc for loc in locations if loc.kind != "store"]
     cells = _cells(conn, ws, [v.sku for v in variants])
-    statuses = opening_statuses(conn, ws, [s.location_id for s in stores], at)
     if near is None and preferred_store is not None and preferred_store in by_id:
         home = by_id[preferred_store]
         near = (home.latitude, home.longitude) if home.latitude is not None else None
