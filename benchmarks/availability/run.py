@@ -315,7 +315,8 @@ def run(backend: str, products: int, reads: int, seconds: float) -> dict[str, An
                 f"  GET /v1/availability:     p50 {ms(pct(http, 0.5))}  p99 {ms(pct(http, 0.99))}"
             )
             print(
-                f"  GET /healthz (baseline):  p50 {ms(pct(health, 0.5))}  p99 {ms(pct(health, 0.99))}"
+                f"  GET /healthz (baseline):  p50 {ms(pct(health, 0.5))}  "
+                f"p99 {ms(pct(health, 0.99))}"
             )
             skus = [f"{pid}-{size}" for pid in ids for size in SIZES]
             spread = reservations(runtime, lambda r: (r.choice(stores), r.choice(skus)), seconds)
@@ -331,7 +332,8 @@ def run(backend: str, products: int, reads: int, seconds: float) -> dict[str, An
                 and after["reserved"] <= after["on_hand"]
             ), (before, after, hot)
             print(
-                f"  reservations, one SKU:    {hot[0]} made = the {before['sellable']} sellable, {hot[1]} refused (no oversell)"
+                f"  reservations, one SKU:    {hot[0]} made = the {before['sellable']} "
+                f"sellable, {hot[1]} refused (no oversell)"
             )
             hot_rate = (hot[0] + hot[1]) / seconds
             print(f"  decisions at one SKU:     {hot_rate:,.0f}/s (made or refused)")
@@ -359,7 +361,8 @@ def main() -> None:
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     results = {b: run(b, args.products, args.reads, args.seconds) for b in backends}
     print(
-        "\n| backend | in-process p50 / p99 | HTTP p50 / p99 | /healthz p50 / p99 | reservations/s spread | at one SKU |"
+        "\n| backend | in-process p50 / p99 | HTTP p50 / p99 | /healthz p50 / p99 "
+        "| reservations/s spread | at one SKU |"
     )
     print("|---|---|---|---|---|---|")
     for backend, r in results.items():
@@ -371,7 +374,8 @@ def main() -> None:
     if "sqlite" in results:
         p99 = results["sqlite"]["local"][1]
         print(
-            f"\nBudget: availability p99 <= 5 ms (embedded): in-process {ms(p99)} ({p99 / 0.005:.2f} of it)"
+            f"\nBudget: availability p99 <= 5 ms (embedded): in-process {ms(p99)} "
+            f"({p99 / 0.005:.2f} of it)"
         )
 
 
