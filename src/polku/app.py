@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from polku import __version__
 from polku.collect.api import router as collect_router
 from polku.commerce.catalog.api import router as catalog_router
+from polku.commerce.giftcards.api import router as giftcards_router
 from polku.commerce.locations.api import router as locations_router
 from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
@@ -75,6 +76,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "stock",
                 "description": "Stock per location, availability, click-and-collect reservations.",
             },
+            {
+                "name": "giftcards",
+                "description": "Gift cards: issue, balance, partial redemption, expiry, ledger.",
+            },
         ],
     )
     if runtime is not None:
@@ -98,6 +103,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(locations_router)
     app.include_router(ops_router)
     app.include_router(stock_router)
+    app.include_router(giftcards_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

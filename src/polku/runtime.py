@@ -24,6 +24,8 @@ from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
+from polku.commerce.giftcards.actions import expire_due
+from polku.commerce.giftcards.projection import GiftCardsConsumer
 from polku.commerce.stock.actions import release_expired
 from polku.commerce.stock.projection import StockConsumer
 from polku.errors import PolkuError, Unavailable
@@ -112,6 +114,7 @@ class Runtime:
         )
         if pipeline is not None:
             pipeline.add_chore(functools.partial(release_expired, runtime))
+            pipeline.add_chore(functools.partial(expire_due, runtime))
         return runtime
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:
@@ -161,7 +164,7 @@ class Backends:
 
 def consumers(identity: IdentityConfig) -> list[Consumer]:
     """The pipeline's consumers, in the order each depends on the one before."""
-    return [IdentityConsumer(identity), ProfilesConsumer(), StockConsumer()]
+    return [IdentityConsumer(identity), ProfilesConsumer(), StockConsumer(), GiftCardsConsumer()]
 
 
 def require_postgres(settings: Settings) -> None:
@@ -293,7 +296,10 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         batch=settings.worker_batch,
-        chores=[functools.partial(release_expired, backends)],
+        chores=[
+            functools.partial(release_expired, backends),
+            functools.partial(expire_due, backends),
+        ],
     )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())

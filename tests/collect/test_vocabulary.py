@@ -91,6 +91,10 @@ POLKU_EVENTS = [
     "Size Guide Viewed",
     "Delivery Info Viewed",
     "Reviews Viewed",
+    "Gift Card Issued",
+    "Gift Card Redeemed",
+    "Gift Card Expired",
+    "Gift Card Cancelled",
 ]
 
 
@@ -444,6 +448,10 @@ def test_each_polku_event_with_requirements_names_them() -> None:
         "Stock Adjusted": {"location_id", "products"},
         "Return Requested": {"order_id"},
         "Consent Updated": {"purpose", "granted"},
+        "Gift Card Issued": {"giftcard_id", "amount", "currency"},
+        "Gift Card Redeemed": {"giftcard_id", "amount", "currency"},
+        "Gift Card Expired": {"giftcard_id", "amount", "currency"},
+        "Gift Card Cancelled": {"giftcard_id", "amount", "currency"},
     }
     for name in POLKU_EVENTS:
         required = expected.get(name, set())

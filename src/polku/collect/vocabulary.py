@@ -150,6 +150,11 @@ CATEGORIES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             "Consent",
             "A person's permission to be contacted or profiled, per purpose and channel.",
         ),
+        "giftcards": (
+            "Gift cards",
+            "A gift card's ledger as Polku keeps it: issued, redeemed, expired, cancelled. "
+            "Amounts are in the card's currency; the code itself is never in an event.",
+        ),
     }
 )
 """Event categories in the order the docs show them: key -> (title, one-line explanation)."""
@@ -746,6 +751,64 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
             "policy_version": _id("Version of the consent text the person saw."),
         },
         required={"purpose", "granted"},
+    ),
+    # gift cards (Polku's ledger: polku.commerce.giftcards)
+    _event(
+        "Gift Card Issued",
+        "giftcards",
+        "A gift card was issued: sold, given as goodwill, or as a refund of a return.",
+        {
+            "giftcard_id": _id("The card's id (not its code)."),
+            "amount": _money("Value on the card, bonus included."),
+            "currency": _CURRENCY,
+            "expires_at": PropertySpec("datetime", "When the card expires."),
+            "reason": _text("`refund`, `sale` or `goodwill`."),
+            "code_last4": _text("Last four characters of the code, to tell cards apart."),
+            "code_hash": _text("SHA-256 of the code (hex); the code itself is never stored."),
+            "order_id": _id("The order it was sold with or refunds."),
+            "return_id": _id("The return it refunds."),
+            "bonus": _money("Of `amount`, the retailer's bonus on a refund taken as a card."),
+            "bonus_percent": PropertySpec("number", "That bonus, in percent of the refund.", 0),
+            "note": _text("Why it was issued, in the staff's words."),
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Redeemed",
+        "giftcards",
+        "A gift card paid for (part of) a purchase; its balance went down by `amount`.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Amount paid with the card."),
+            "currency": _CURRENCY,
+            "balance": _money("Balance left on the card."),
+            "redemption_id": _id("The caller's id for this payment (a retry redeems once)."),
+            "order_id": _id("The order or receipt it paid for."),
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Expired",
+        "giftcards",
+        "A gift card reached its expiry date; the balance left on it was written off.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Balance written off."),
+            "currency": _CURRENCY,
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Cancelled",
+        "giftcards",
+        "A gift card was voided (lost with its code, sold by mistake); its balance written off.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Balance written off."),
+            "currency": _CURRENCY,
+            "reason": _text("Why it was cancelled."),
+        },
+        required={"giftcard_id", "amount", "currency"},
     ),
 )
 

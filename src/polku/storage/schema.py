@@ -9,6 +9,7 @@ from __future__ import annotations
 from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
 from polku.commerce.catalog import tables as catalog_tables
+from polku.commerce.giftcards import tables as giftcard_tables
 from polku.commerce.locations import tables as location_tables
 from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
@@ -22,6 +23,7 @@ _REGISTERED = (
     access_tables,
     catalog_tables,
     collect_tables,
+    giftcard_tables,
     identity_tables,
     location_tables,
     log_tables,
