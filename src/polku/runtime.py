@@ -26,6 +26,7 @@ from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
 from polku.commerce.giftcards.actions import expire_due
 from polku.commerce.giftcards.projection import GiftCardsConsumer
+from polku.commerce.orders.projection import OrdersConsumer
 from polku.commerce.stock.actions import release_expired
 from polku.commerce.stock.projection import StockConsumer
 from polku.errors import PolkuError, Unavailable
@@ -164,7 +165,13 @@ class Backends:
 
 def consumers(identity: IdentityConfig) -> list[Consumer]:
     """The pipeline's consumers, in the order each depends on the one before."""
-    return [IdentityConsumer(identity), ProfilesConsumer(), StockConsumer(), GiftCardsConsumer()]
+    return [
+        IdentityConsumer(identity),
+        ProfilesConsumer(),
+        StockConsumer(),
+        OrdersConsumer(),
+        GiftCardsConsumer(),
+    ]
 
 
 def require_postgres(settings: Settings) -> None:

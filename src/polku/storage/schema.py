@@ -11,6 +11,7 @@ from polku.collect import tables as collect_tables
 from polku.commerce.catalog import tables as catalog_tables
 from polku.commerce.giftcards import tables as giftcard_tables
 from polku.commerce.locations import tables as location_tables
+from polku.commerce.orders import tables as order_tables
 from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
@@ -27,6 +28,7 @@ _REGISTERED = (
     identity_tables,
     location_tables,
     log_tables,
+    order_tables,
     profile_tables,
     stock_tables,
 )
