@@ -7,6 +7,8 @@ dropped afterwards. Under CI=true an unreachable PostgreSQL fails the run instea
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import time
 import uuid
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -26,6 +29,7 @@ from polku.settings import Settings
 POSTGRES_URL = os.environ.get(
     "POLKU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+NATS_URL = os.environ.get("POLKU_TEST_NATS_URL", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -46,6 +50,48 @@ def require_postgres() -> None:
         message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {problem}"
         if IN_CI:
             pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+        pytest.skip(message)
+
+
+@functools.cache
+def _nats_problem() -> str | None:
+    """Why the NATS tests cannot run (None when they can); asked once per test process."""
+    errors: list[str] = []
+
+    async def record(exc: Exception) -> None:
+        errors.append(str(exc).strip() or type(exc).__name__)
+
+    async def probe() -> None:
+        nc = await asyncio.wait_for(
+            nats.connect(
+                NATS_URL,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                error_cb=record,
+            ),
+            timeout=3,
+        )
+        try:
+            await nc.jetstream().account_info()
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # the reason is shown in the skip or the failure
+        return errors[-1] if errors else str(exc).strip() or type(exc).__name__
+    return None
+
+
+def require_nats() -> None:
+    """Skip without NATS JetStream at POLKU_TEST_NATS_URL; fail instead under CI=true."""
+    problem = _nats_problem()
+    if problem is not None:
+        message = f"NATS JetStream at {NATS_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the NATS tests must run)")
         pytest.skip(message)
 
 

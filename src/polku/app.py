@@ -13,8 +13,15 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from polku import __version__
 from polku.collect.api import router as collect_router
+from polku.commerce.catalog.api import router as catalog_router
+from polku.commerce.giftcards.api import router as giftcards_router
+from polku.commerce.locations.api import router as locations_router
+from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
+from polku.ops.api import router as ops_router
+from polku.ops.health import Readiness
+from polku.ops.middleware import MetricsMiddleware
 from polku.profiles.api import router as profiles_router
 from polku.runtime import Runtime
 from polku.settings import Settings
@@ -55,7 +62,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "description": "One profile per person: traits, consent, timeline.",
             },
             {"name": "identity", "description": "Identifiers, the merge ledger and un-merge."},
+            {
+                "name": "catalog",
+                "description": "Products and variants (SKUs), and the shop's search box.",
+            },
+            {
+                "name": "locations",
+                "description": "Stores and warehouses: opening hours, open now, nearest.",
+            },
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
+            {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
+            {
+                "name": "stock",
+                "description": "Stock per location, availability, click-and-collect reservations.",
+            },
+            {
+                "name": "giftcards",
+                "description": "Gift cards: issue, balance, partial redemption, expiry, ledger.",
+            },
         ],
     )
     if runtime is not None:
@@ -65,21 +89,35 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         max_age=86400,
     )
+    # Outermost of ours, so CORS preflights are timed too.
+    app.add_middleware(MetricsMiddleware)
+    app.state.readiness = Readiness()
     app.include_router(collect_router)
     app.include_router(profiles_router)
     app.include_router(identity_router)
+    app.include_router(catalog_router)
+    app.include_router(locations_router)
+    app.include_router(ops_router)
+    app.include_router(stock_router)
+    app.include_router(giftcards_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:
         """Liveness and how far the pipeline is behind the log."""
         rt: Runtime = app.state.runtime
         head = rt.log.head()
+        positions = rt.progress.positions()
         return json_response(
-            {"status": "ok", "log_head": head, "pipeline_position": rt.pipeline.position}
+            {
+                "status": "ok",
+                "log_head": head,
+                "pipeline_position": min(positions.values(), default=0),
+                "positions": positions,
+            }
         )
 
     return app

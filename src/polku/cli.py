@@ -1,14 +1,17 @@
-"""The `polku` command: serve, migrate, replay, keys, demo."""
+"""The `polku` command: serve, worker, migrate, replay, keys, demo, import."""
 
 from __future__ import annotations
 
-import logging
+import csv
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from polku import __version__
+from polku.errors import PolkuError
+from polku.ops.logs import configure_logging
 from polku.settings import SETTINGS, Settings, SettingsError, load
 
 __all__ = ["main"]
@@ -33,12 +36,13 @@ _ENV_HELP = "\n".join(f"  {s.env}: {s.help}" for s in SETTINGS)
 @click.version_option(__version__, prog_name="polku")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Settings are loaded again by each command (with its options); here only the log
+    # format is needed. A bad value of another variable is the command's to report.
+    try:
+        log_format = load().log_format
+    except SettingsError:
+        log_format = "text"
+    configure_logging(log_format, verbose)
 
 
 def database_option(func: Any) -> Any:
@@ -48,6 +52,13 @@ def database_option(func: Any) -> Any:
         default=None,
         help="Folder of the embedded SQLite database (POLKU_DATA_DIR, default ./polku-data).",
     )(func)
+    func = click.option(
+        "--log",
+        "log_url",
+        default=None,
+        help="Event log URL: nats://host:4222 for the production mode's JetStream log "
+        "(POLKU_LOG_URL). Default: a table in the database (embedded mode).",
+    )(func)
     return click.option(
         "--database",
         "database_url",
@@ -55,6 +66,11 @@ def database_option(func: Any) -> Any:
         help="Database URL, e.g. postgresql://localhost/polku (POLKU_DATABASE_URL). "
         "Default: the embedded SQLite file.",
     )(func)
+
+
+def _failed(exc: PolkuError) -> click.ClickException:
+    """A Polku error as the command's error message: what happened and what to do."""
+    return click.ClickException(f"{exc.message} {exc.hint or ''}".strip())
 
 
 @main.command()
@@ -78,10 +94,15 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from polku.runtime import Runtime
 
     settings = _settings(ctx, **options)
-    runtime = Runtime.open(settings)
-    created = runtime.bootstrap()
+    try:
+        runtime = Runtime.open(settings)
+        created = runtime.bootstrap()
+    except PolkuError as exc:
+        raise _failed(exc) from exc
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Polku {__version__} on {url}  (database: {_where(settings)})")
+    if settings.uses_nats:
+        click.echo(f"  log:         {settings.log_url} (run `polku worker` to project it)")
     if created is not None:
         key, token = created
         click.echo("Created the default workspace on this fresh database:")
@@ -95,7 +116,12 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     tune_for_throughput()
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # uvicorn's records go through Polku's handler (text or JSON)
         )
     finally:
         runtime.close()
@@ -111,15 +137,25 @@ def _where(settings: Settings) -> str:
 @database_option
 @click.pass_context
 def migrate(ctx: click.Context, /, **options: Any) -> None:
-    """Create or upgrade the database schema to the newest version."""
-    from polku.storage.engine import make_engine
-    from polku.storage.migrate import upgrade
+    """Create or upgrade the database schema to the newest version.
+
+    In the production mode (--log nats://...) it also creates or updates the JetStream
+    stream (retention, replicas, max age: see `polku settings`) and the partitions.
+    """
+    from polku.runtime import migrate as run_migrations
 
     settings = _settings(ctx, **options)
-    engine = make_engine(settings)
-    upgrade(engine)
-    engine.dispose()
+    try:
+        run_migrations(settings)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
     click.echo(f"Database is up to date: {_where(settings)}")
+    if settings.uses_nats:
+        click.echo(
+            f"Stream {settings.nats_stream} is up to date on {settings.log_url} "
+            f"({settings.partitions} partitions, {settings.nats_replicas} replica(s), "
+            f"max age {settings.nats_max_age_days:g} days)"
+        )
 
 
 @main.command()
@@ -130,17 +166,81 @@ def replay(ctx: click.Context, /, **options: Any) -> None:
 
     Stop `polku serve` first: replay deletes the projections and reads the whole log again.
     """
-    from polku.runtime import Runtime
+    from polku.runtime import Runtime, replay_partitions
 
     settings = _settings(ctx, **options)
+    if settings.uses_nats:
+        try:
+            seen = replay_partitions(settings, echo=click.echo)
+        except PolkuError as exc:
+            raise _failed(exc) from exc
+        click.echo(f"Done: {seen} events processed.")
+        return
     runtime = Runtime.open(settings)
+    pipeline = runtime.pipeline
+    assert pipeline is not None
     try:
         head = runtime.log.head()
         click.echo(f"Replaying {head} events…")
-        seen = runtime.pipeline.replay()
-        click.echo(f"Done: {seen} events processed by {len(runtime.pipeline.consumers)} consumers.")
+        seen = pipeline.replay()
+        click.echo(f"Done: {seen} events processed by {len(pipeline.consumers)} consumers.")
     finally:
         runtime.close()
+
+
+@main.command()
+@database_option
+@click.option(
+    "--id",
+    "worker_id",
+    default=None,
+    help="Name of this worker in the partition leases (default: host name and process id).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (default: none).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics endpoint listens on.",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    /,
+    worker_id: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    **options: Any,
+) -> None:
+    """Project the production mode's NATS log into PostgreSQL (the pipeline's consumers).
+
+    Run as many as you like, on as many machines: they share the log's partitions among
+    them and take over the partitions of one that stops. Stops cleanly on SIGTERM.
+    """
+    import os
+    import socket
+
+    from polku.runtime import run_worker
+
+    settings = _settings(ctx, **options)
+    name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def ready(running: Any) -> None:
+        if metrics_port is not None:
+            from polku.ops.metrics import serve_metrics
+
+            serve_metrics(metrics_host, metrics_port)
+        click.echo(f"Polku worker {name} ready (log: {settings.log_url})")
+
+    try:
+        run_worker(settings, name, ready=ready)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
 
 
 @main.group()
@@ -275,6 +375,7 @@ def demo(
             port=settings.port,
             log_level="warning",
             access_log=False,
+            log_config=None,
         )
     )
     stop = threading.Event()
@@ -309,6 +410,93 @@ def show_settings() -> None:
         if isinstance(default, frozenset):
             default = ",".join(sorted(default))
         click.echo(f"{s.env}  [default: {default}]\n    {s.help}")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Load reference data from a file (the catalogue)."""
+
+
+@import_group.command("catalog")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@database_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "jsonl"]),
+    default=None,
+    help="The file's format (default: from its name: .csv, .json, .jsonl or .ndjson).",
+)
+@click.option("--workspace", default="default", show_default=True, help="Workspace to import into.")
+@click.option(
+    "--errors",
+    "errors_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the problems found to this CSV file (row, field, code, message).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Products per transaction.",
+)
+@click.pass_context
+def import_catalog(
+    ctx: click.Context,
+    /,
+    file: Path,
+    fmt: str | None,
+    workspace: str,
+    errors_file: Path | None,
+    batch_size: int,
+    **options: Any,
+) -> None:
+    """Create or update products and variants from FILE: CSV (one row per variant, with
+    its product's columns), a JSON array of products, or JSON Lines. See docs/commerce.md.
+
+    Good rows are imported even when others fail; every problem is listed at the end (row,
+    field, what to do), and the exit code is 1 when there was any."""
+    from polku.commerce.catalog.importer import import_catalog as run_import
+    from polku.commerce.catalog.importer import read_catalog
+    from polku.runtime import Runtime
+
+    settings = _settings(ctx, **options)
+    try:
+        source = read_catalog(file, fmt)
+        runtime = Runtime.open(settings)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    try:
+        if settings.uses_nats:
+            runtime.log.start()
+        total = len(source.candidates)
+        with click.progressbar(length=total, label=f"Importing {total} products") as bar:
+            report = run_import(runtime, workspace, source, batch=batch_size, progress=bar.update)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        runtime.close()
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"Imported {report.products} products with {report.variants} variants.")
+    if report.problems:
+        unit = report.unit
+        click.echo(f"{len(report.problems)} problem(s); those {unit}s were not imported:")
+        for p in report.problems:
+            click.echo(f"  {unit} {p.at}: {p.field or '-'}: {p.message} [{p.code}]")
+    if errors_file is not None:
+        with errors_file.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow([report.unit, "product_id", "sku", "field", "code", "message"])
+            for p in report.problems:
+                writer.writerow(
+                    [p.at, p.product_id or "", p.sku or "", p.field or "", p.code, p.message]
+                )
+        click.echo(f"Problems written to {errors_file}.")
+    if report.problems:
+        ctx.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "LoggedEvent",
     "NewEvent",
+    "Receipt",
     "from_ms",
     "to_iso",
     "to_ms",
@@ -66,6 +67,7 @@ class LoggedEvent:
     payload: bytes
     source_id: str = ""
     event: str | None = None
+    partition: int = 0  # the log partition it came from (always 0 in the embedded mode)
     _message: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -74,6 +76,15 @@ class LoggedEvent:
         if self._message is None:
             self._message = orjson.loads(self.payload)
         return self._message
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where an appended event went: its offset, and the key that chose its partition (what a
+    caller needs to wait until the pipeline has processed it)."""
+
+    offset: int
+    partition_key: str
 
 
 def to_ms(moment: datetime) -> int:

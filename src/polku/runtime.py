@@ -7,6 +7,7 @@ assembly, so there is exactly one way the parts are wired together.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -14,25 +15,42 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
+from polku.collect.live import LiveFeed, NatsFeed, TableFeed
+from polku.commerce.giftcards.actions import expire_due
+from polku.commerce.giftcards.projection import GiftCardsConsumer
+from polku.commerce.orders.projection import OrdersConsumer
+from polku.commerce.stock.actions import release_expired
+from polku.commerce.stock.projection import StockConsumer
+from polku.errors import PolkuError, Unavailable
 from polku.gctune import tune_for_throughput
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
 from polku.log.base import EventLog
+from polku.log.nats import NatsLog
+from polku.log.outbox import Outbox, Relay
 from polku.log.sql import SqlLog
+from polku.log.tables import log_events
+from polku.ops.logs import configure_logging
+from polku.pipeline import checkpoints
+from polku.pipeline.consumer import Consumer
+from polku.pipeline.leases import check_partitions, ensure_partitions, live_workers
+from polku.pipeline.progress import PartitionedProgress, PipelineProgress, Progress
 from polku.pipeline.runner import Pipeline
+from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
 from polku.settings import Settings
-from polku.storage.engine import make_engine, writing
+from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "consumers", "migrate", "replay_partitions", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +60,65 @@ class Runtime:
     settings: Settings
     engine: Engine
     log: EventLog
-    pipeline: Pipeline
+    pipeline: Pipeline | None  # None in the production mode: `polku worker`s run it
+    progress: Progress
     keys: KeyCache
     intake: Intake
     identity: IdentityConfig
+    live: LiveFeed
+    outbox: Outbox  # write transactions that record the events of their decisions
     _process: multiprocessing.process.BaseProcess | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool | None = None) -> Runtime:
+        """The parts for `settings`: the embedded mode (log in the database, pipeline here),
+        or with a NATS log URL the production API mode (log in JetStream, no pipeline)."""
         engine = make_engine(settings)
-        if settings.auto_migrate if migrate is None else migrate:
-            upgrade(engine)
         identity = IdentityConfig(
             default_region=settings.phone_region, shared_devices=settings.shared_devices
         )
-        log = SqlLog(engine)
-        pipeline = Pipeline(
-            engine,
-            log,
-            [IdentityConsumer(identity), ProfilesConsumer()],
-            batch=settings.pipeline_batch,
-        )
+        log: EventLog
+        pipeline: Pipeline | None
+        progress: Progress
+        live: LiveFeed
+        outbox: Outbox
+        if settings.uses_nats:
+            require_postgres(settings)
+            if migrate:
+                upgrade(engine)
+            log = live_log = nats_log(settings)
+            live = NatsFeed(live_log)
+            outbox = Outbox(engine, live_log, settings.partitions)
+            pipeline = None
+            progress = PartitionedProgress(
+                engine, settings.partitions, [c.name for c in consumers(identity)]
+            )
+        else:
+            if settings.auto_migrate if migrate is None else migrate:
+                upgrade(engine)
+            log = table_log = SqlLog(engine)
+            live = TableFeed(engine, table_log)
+            outbox = Outbox(engine, table_log)
+            pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
+            progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             log=log,
             pipeline=pipeline,
+            progress=progress,
             keys=keys,
-            intake=Intake(settings, engine, log, keys, identity),
+            intake=Intake(settings, engine, log, keys, identity, live),
             identity=identity,
+            live=live,
+            outbox=outbox,
         )
+        if pipeline is not None:
+            pipeline.add_chore(Relay(engine, log).run_once)  # what a crash left in the outbox
+            pipeline.add_chore(functools.partial(release_expired, runtime))
+            pipeline.add_chore(functools.partial(expire_due, runtime))
+        return runtime
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:
         """Create the default workspace, write key and admin token on a fresh database."""
@@ -80,6 +126,13 @@ class Runtime:
             return ensure_default_workspace(conn)
 
     def start(self) -> None:
+        if self.pipeline is None:  # production mode: check the setup, connect to NATS
+            try:
+                check_partitions(self.engine, self.settings.partitions)
+                self.log.start()
+            except Unavailable as exc:  # answer 503 until it is back, rather than not start
+                logger.warning("starting without the log or the database: %s", exc)
+            return
         self.log.start()
         if self.settings.pipeline == "thread":
             self.pipeline.start()
@@ -94,7 +147,8 @@ class Runtime:
             self._process.start()
 
     def close(self) -> None:
-        self.pipeline.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
         if self._process is not None:
             self._process.terminate()
             self._process.join(timeout=30)
@@ -103,20 +157,184 @@ class Runtime:
         self.engine.dispose()
 
 
+@dataclass(frozen=True)
+class Backends:
+    """The state database and the outbox, for work outside a `Runtime` (a worker's chores)."""
+
+    engine: Engine
+    outbox: Outbox
+
+
+def consumers(identity: IdentityConfig) -> list[Consumer]:
+    """The pipeline's consumers, in the order each depends on the one before."""
+    return [
+        IdentityConsumer(identity),
+        ProfilesConsumer(),
+        StockConsumer(),
+        OrdersConsumer(),
+        GiftCardsConsumer(),
+    ]
+
+
+def require_postgres(settings: Settings) -> None:
+    if settings.is_sqlite:
+        raise PolkuError(
+            "The production mode (a NATS log) keeps its state in PostgreSQL, not SQLite.",
+            field="POLKU_DATABASE_URL",
+            hint="Set POLKU_DATABASE_URL=postgresql://user@host/dbname, or unset POLKU_LOG_URL "
+            "for the embedded mode.",
+        )
+
+
+def nats_log(settings: Settings) -> NatsLog:
+    """The production log as the settings describe it."""
+    return NatsLog(
+        [url.strip() for url in settings.log_url.split(",") if url.strip()],
+        stream=settings.nats_stream,
+        subject_prefix=settings.nats_subject_prefix,
+        partitions=settings.partitions,
+        max_age=settings.nats_max_age_days * 24 * 3600,
+        duplicate_window=settings.nats_duplicate_window,
+        replicas=settings.nats_replicas,
+    )
+
+
+def migrate(settings: Settings) -> None:
+    """`polku migrate`: the database schema, and in the production mode the stream and the
+    partitions too (idempotent; run once per deployment, before the new processes start)."""
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+        if settings.uses_nats:
+            require_postgres(settings)
+            ensure_partitions(engine, settings.partitions)
+            log = nats_log(settings)
+            try:
+                log.run(log.ensure_stream)
+                check_stream_continues(engine, log)
+            finally:
+                log.close()
+    finally:
+        engine.dispose()
+
+
+def replay_partitions(settings: Settings, *, echo: Callable[[str], None]) -> int:
+    """`polku replay` in the production mode: rebuild the projections from the events copied
+    into PostgreSQL, in stream order across all partitions (so the result does not depend on
+    how the partitions interleaved live), then point every partition's checkpoints at what
+    was replayed. The workers must be stopped."""
+    require_postgres(settings)
+    engine = make_engine(settings)
+    try:
+        check_partitions(engine, settings.partitions)
+        with engine.connect() as conn:
+            if live_workers(conn, settings.lease_seconds):
+                raise PolkuError(
+                    "Workers are running; a replay would race with them.",
+                    hint="Stop every `polku worker` first (their leases then lapse within "
+                    f"{settings.lease_seconds:g} s), and start them again after the replay.",
+                )
+        identity = IdentityConfig(
+            default_region=settings.phone_region, shared_devices=settings.shared_devices
+        )
+        chain = consumers(identity)
+        archive_names = [checkpoints.scoped(ARCHIVE, p) for p in range(settings.partitions)]
+        with engine.connect() as conn:
+            copied = checkpoints.read_many(conn, archive_names)
+        everything = SqlLog(engine)
+        pipeline = Pipeline(engine, everything, chain, batch=settings.pipeline_batch)
+        echo(f"Replaying {everything.head()} events…")
+        seen = pipeline.replay()
+        with writing(engine) as conn:
+            for p in range(settings.partitions):
+                for consumer in chain:
+                    checkpoints.write(
+                        conn, checkpoints.scoped(consumer.name, p), copied[archive_names[p]]
+                    )
+        everything.close()
+        return seen
+    finally:
+        engine.dispose()
+
+
+def check_stream_continues(engine: Engine, log: NatsLog) -> None:
+    """Refuse a stream that ends before the events already copied into PostgreSQL.
+
+    Offsets are the stream's sequence numbers. A stream deleted and made anew starts again
+    at 1: workers would wait for sequences they think they have, and then collide with the
+    copied events. Restore the stream from a backup instead (docs/deploy.md).
+    """
+    with translate_errors("reading the copied log"), engine.connect() as conn:
+        copied = int(conn.execute(select(func.max(log_events.c.offset))).scalar() or 0)
+    head = log.head()
+    if head < copied:
+        raise PolkuError(
+            f"The NATS stream {log.stream} ends at sequence {head}, but PostgreSQL already "
+            f"holds events up to offset {copied}: the stream was deleted or replaced.",
+            field="POLKU_NATS_STREAM",
+            hint="Restore the stream from its backup (`nats stream restore`), or point "
+            "POLKU_NATS_STREAM at the original stream. If PostgreSQL already holds every "
+            "event the stream has (a stream backup older than the database), move the "
+            f"stream past them: `nats stream purge {log.stream} --seq {copied + 1}`. See "
+            "docs/deploy.md, 'Backup and restore'.",
+        )
+
+
+def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], None]) -> None:
+    """Body of `polku worker`: hold a share of the partitions and project them until SIGTERM
+    or SIGINT, then hand the partitions back."""
+    if not settings.uses_nats:
+        raise PolkuError(
+            "`polku worker` runs the production mode's pipeline, which reads a NATS log.",
+            field="POLKU_LOG_URL",
+            hint="Set POLKU_LOG_URL=nats://host:4222 (and POLKU_DATABASE_URL to PostgreSQL); "
+            "in the embedded mode `polku serve` runs the pipeline itself.",
+        )
+    require_postgres(settings)
+    # One connection per partition runner, plus the heartbeat and the metrics' reads.
+    engine = make_engine(settings, pool_size=settings.partitions + 4)
+    identity = IdentityConfig(
+        default_region=settings.phone_region, shared_devices=settings.shared_devices
+    )
+    log = nats_log(settings)
+    backends = Backends(engine, Outbox(engine, log, settings.partitions))
+    worker = Worker(
+        engine,
+        log,
+        lambda: consumers(identity),
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        batch=settings.worker_batch,
+        chores=[
+            functools.partial(release_expired, backends),
+            functools.partial(expire_due, backends),
+        ],
+    )
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    try:
+        check_partitions(engine, settings.partitions)
+        check_stream_continues(engine, log)
+        ready(worker)
+        worker.run()
+    finally:
+        log.close()
+        engine.dispose()
+
+
 def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
     """Body of the pipeline child process: run the consumers until the parent goes away.
 
     It learns about new events by polling the log head every 20 ms (a cheap indexed read);
     it stops when terminated or when its parent process has died.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     # Projections can always be rebuilt from the log, and each consumer's checkpoint commits
     # with its writes, so the pipeline's own commits need not wait for the disk: after a
     # power loss it resumes from an older, consistent checkpoint. The log stays FULL.
     runtime = Runtime.open(settings.replace(sqlite_synchronous="NORMAL"), migrate=False)
     pipeline = runtime.pipeline
+    assert pipeline is not None, "the embedded mode always has a pipeline"
     tune_for_throughput()
 
     def watch_parent() -> None:

@@ -132,6 +132,59 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("pipeline_batch", 2000, "Events a pipeline consumer takes from the log at once.", int),
     Setting(
+        "log_url",
+        "",
+        "Where the event log lives. Empty: a table in the state database (embedded mode). "
+        "nats://host:4222 (comma-separate several servers of a cluster): a NATS JetStream "
+        "stream (production mode; needs PostgreSQL as the database, `polku worker` "
+        "processes to project the events, and `polku migrate` to create the stream).",
+    ),
+    Setting("nats_stream", "POLKU", "Name of the JetStream stream that holds the log."),
+    Setting(
+        "nats_subject_prefix",
+        "polku.events",
+        "Subject prefix of the log's messages: <prefix>.<workspace>.<partition>.",
+    ),
+    Setting(
+        "partitions",
+        16,
+        "Partitions of the NATS log; a customer's events always go to one partition, and "
+        "workers share the partitions among them. Fixed when `polku migrate` first creates "
+        "the stream: API processes and workers refuse to start with another number.",
+        int,
+    ),
+    Setting(
+        "nats_max_age_days",
+        30.0,
+        "How long the stream keeps events (days). PostgreSQL keeps its own copy for good.",
+        float,
+    ),
+    Setting(
+        "nats_replicas",
+        1,
+        "Copies of the stream in the NATS cluster (1 for one server; 3 on a 3-node cluster).",
+        int,
+    ),
+    Setting(
+        "nats_duplicate_window",
+        120.0,
+        "Seconds within which JetStream drops a second message with the same messageId.",
+        float,
+    ),
+    Setting(
+        "lease_seconds",
+        15.0,
+        "How long a worker's claim on a partition lasts without renewal; a worker that dies "
+        "loses its partitions to the others after this long.",
+        float,
+    ),
+    Setting(
+        "worker_batch",
+        500,
+        "Events a worker takes from one partition at once.",
+        int,
+    ),
+    Setting(
         "phone_region",
         "FI",
         "Country assumed for phone numbers written without a country code (ISO 3166 code).",
@@ -155,6 +208,20 @@ SETTINGS: tuple[Setting, ...] = (
         "The URL browsers and SDKs use to reach Polku (for the analytics.js settings "
         "endpoint). Empty: taken from each request's Host header.",
     ),
+    Setting(
+        "readiness_timeout",
+        2.0,
+        "Seconds each GET /readyz check (state store, log) may take before it counts as "
+        "failed; keep it below the probe's own timeout.",
+        float,
+    ),
+    Setting(
+        "log_format",
+        "text",
+        "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
+        "or `json` (one JSON object per line with the event fields, for log collectors).",
+        _choice("text", "json"),
+    ),
 )
 
 
@@ -173,10 +240,21 @@ class Settings:
     auto_migrate: bool = True
     pipeline: str = "process"
     pipeline_batch: int = 2000
+    log_url: str = ""
+    nats_stream: str = "POLKU"
+    nats_subject_prefix: str = "polku.events"
+    partitions: int = 16
+    nats_max_age_days: float = 30.0
+    nats_replicas: int = 1
+    nats_duplicate_window: float = 120.0
+    lease_seconds: float = 15.0
+    worker_batch: int = 500
     phone_region: str = "FI"
     shared_devices: frozenset[str] = frozenset()
     cors_origins: frozenset[str] = frozenset({"*"})
     public_url: str = ""
+    readiness_timeout: float = 2.0
+    log_format: str = "text"
 
     @classmethod
     def build(cls, **values: Any) -> Settings:
@@ -201,6 +279,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def uses_nats(self) -> bool:
+        """Production mode: the log is a NATS JetStream stream."""
+        return self.log_url.startswith(("nats://", "tls://"))
 
     def replace(self, **values: Any) -> Settings:
         return dataclasses.replace(self, **values)

@@ -80,12 +80,21 @@ POLKU_EVENTS = [
     "Click and Collect Reserved",
     "Click and Collect Ready",
     "Click and Collect Picked Up",
+    "Click and Collect Released",
+    "Stock Received",
+    "Stock Counted",
+    "Stock Transferred",
+    "Stock Adjusted",
     "Return Requested",
     "Return Received",
     "Consent Updated",
     "Size Guide Viewed",
     "Delivery Info Viewed",
     "Reviews Viewed",
+    "Gift Card Issued",
+    "Gift Card Redeemed",
+    "Gift Card Expired",
+    "Gift Card Cancelled",
 ]
 
 
@@ -432,8 +441,17 @@ def test_each_polku_event_with_requirements_names_them() -> None:
         "Click and Collect Reserved": {"order_id", "store_id"},
         "Click and Collect Ready": {"order_id", "store_id"},
         "Click and Collect Picked Up": {"order_id", "store_id"},
+        "Click and Collect Released": {"order_id", "store_id"},
+        "Stock Received": {"location_id", "products"},
+        "Stock Counted": {"location_id", "products"},
+        "Stock Transferred": {"from_location_id", "to_location_id", "products"},
+        "Stock Adjusted": {"location_id", "products"},
         "Return Requested": {"order_id"},
         "Consent Updated": {"purpose", "granted"},
+        "Gift Card Issued": {"giftcard_id", "amount", "currency"},
+        "Gift Card Redeemed": {"giftcard_id", "amount", "currency"},
+        "Gift Card Expired": {"giftcard_id", "amount", "currency"},
+        "Gift Card Cancelled": {"giftcard_id", "amount", "currency"},
     }
     for name in POLKU_EVENTS:
         required = expected.get(name, set())

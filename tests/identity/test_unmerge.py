@@ -305,11 +305,11 @@ def test_two_racing_unmerge_requests_are_applied_once(polku: Polku) -> None:
     # Both requests are validated before the pipeline applies either of them.
     polku.runtime.pipeline.stop()
     for _ in range(2):
-        head = asyncio.run(
+        receipt = asyncio.run(
             request_unmerge(polku.runtime, workspace(polku), merge["merge_id"], "test", "race")
         )
     polku.runtime.pipeline.start()
-    assert asyncio.run(polku.runtime.pipeline.wait_for(head))
+    assert asyncio.run(polku.runtime.progress.wait_for(receipt))
 
     failures = polku.client.get(
         "/v1/debugger/rejections", params={"code": "pipeline_failed"}, headers=polku.admin

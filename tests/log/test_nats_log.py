@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import os
 import threading
 import uuid
 from collections import Counter
@@ -21,6 +19,7 @@ import nats
 import pytest
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
+from conftest import NATS_URL, require_nats
 from polku.errors import Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.nats import NatsLog, partition_of
@@ -28,50 +27,6 @@ from polku.log.sql import SqlLog
 from polku.settings import Settings
 from polku.storage.engine import make_engine
 from polku.storage.migrate import upgrade
-
-NATS_URL = os.environ.get("POLKU_TEST_NATS_URL", "nats://127.0.0.1:4222")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-@functools.cache
-def _nats_problem() -> str | None:
-    """Why the NATS tests cannot run (None when they can); asked once per test process."""
-    errors: list[str] = []
-
-    async def record(exc: Exception) -> None:
-        errors.append(str(exc).strip() or type(exc).__name__)
-
-    async def probe() -> None:
-        nc = await asyncio.wait_for(
-            nats.connect(
-                NATS_URL,
-                connect_timeout=2,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0,
-                error_cb=record,
-            ),
-            timeout=3,
-        )
-        try:
-            await nc.jetstream().account_info()
-        finally:
-            await nc.close()
-
-    try:
-        asyncio.run(probe())
-    except Exception as exc:  # the reason is shown in the skip or the failure
-        return errors[-1] if errors else str(exc).strip() or type(exc).__name__
-    return None
-
-
-def require_nats() -> None:
-    problem = _nats_problem()
-    if problem is not None:
-        message = f"NATS JetStream at {NATS_URL} is unreachable: {problem}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the NATS tests must run)")
-        pytest.skip(message)
 
 
 async def _stream_config(name: str) -> StreamConfig:

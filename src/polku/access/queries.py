@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, select
 
 from polku.access.actions import hash_token
 from polku.access.tables import admin_tokens, write_keys
+from polku.errors import Unavailable
 from polku.storage.engine import translate_errors
 
 __all__ = ["KeyCache", "Source", "admin_workspace", "list_admin_tokens", "list_write_keys"]
@@ -27,7 +28,8 @@ class KeyCache:
     """Write-key lookups for the ingest path, cached for `ttl` seconds.
 
     The cache only saves reads: the database stays the truth, so a revoked key stops working
-    everywhere within `ttl` seconds, in every process.
+    everywhere within `ttl` seconds, in every process, while the database answers. While it
+    does not, known keys keep working (see `source`).
     """
 
     def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
@@ -41,12 +43,20 @@ class KeyCache:
         hit = self._cache.get(write_key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with translate_errors("checking the write key"), self._engine.connect() as conn:
-            row = conn.execute(
-                select(write_keys).where(
-                    write_keys.c.write_key == write_key, write_keys.c.revoked.is_(False)
-                )
-            ).first()
+        try:
+            with translate_errors("checking the write key"), self._engine.connect() as conn:
+                row = conn.execute(
+                    select(write_keys).where(
+                        write_keys.c.write_key == write_key, write_keys.c.revoked.is_(False)
+                    )
+                ).first()
+        except Unavailable:
+            # The database is down. A key seen before goes on working (its events go to the
+            # log, which may be up: the production mode's NATS), so a database outage does
+            # not stop collection; a key revoked meanwhile works until the database is back.
+            if hit is not None and hit[1] is not None:
+                return hit[1]
+            raise
         found = (
             Source(row.write_key, row.workspace_id, row.source_id, row.source_name)
             if row is not None

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from polku.collect.deadletters import list_rejections
 from polku.collect.intake import IntakeResult
+from polku.collect.live import live_stream
 from polku.collect.queries import recent_events
 from polku.errors import BadRequest, PayloadTooLarge
 from polku.events import to_iso
@@ -301,3 +302,27 @@ def debugger_events(
             conn, workspace, limit=limit, before_offset=before_offset, message_id=message_id
         )
     return json_response({"events": events})
+
+
+@router.get(
+    "/v1/debugger/live",
+    tags=["debugger"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def debugger_live(
+    request: Request,
+    workspace: AdminWorkspace,
+    limit: int | None = Query(None, ge=1, le=1_000_000, description="Stop after this many."),
+    seconds: float | None = Query(None, gt=0, le=86_400, description="Stop after this long."),
+) -> StreamingResponse:
+    """Live: every event accepted and every request or event refused in this workspace from
+    now on, whichever API process took it, as server-sent events (`event: event` and
+    `event: rejection`, JSON in `data`; `event: ready` first, once the watch is in place).
+    Open it in a browser's EventSource or with `curl -N`."""
+    feed = runtime(request).live.watch(workspace)
+    return StreamingResponse(
+        live_stream(feed, limit=limit, seconds=seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -8,8 +8,10 @@ same code serves every endpoint (and could serve another transport).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +20,26 @@ from sqlalchemy import Engine
 
 from polku.access.queries import KeyCache, Source
 from polku.collect.deadletters import Rejection, record_rejections
+from polku.collect.live import LiveFeed
 from polku.collect.validate import EventRejected, prepare
-from polku.errors import BadRequest, InvalidJSON, PayloadTooLarge, PolkuError, Unauthorized
-from polku.events import NewEvent
+from polku.errors import (
+    BadRequest,
+    InvalidJSON,
+    PayloadTooLarge,
+    PolkuError,
+    Unauthorized,
+    Unavailable,
+)
+from polku.events import NewEvent, to_iso
 from polku.identity.identifiers import IdentityConfig
 from polku.log.base import EventLog
+from polku.ops.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, LOG_APPEND_SECONDS
 from polku.settings import Settings
 from polku.storage.engine import translate_errors, writing
 
 __all__ = ["Intake", "IntakeResult"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_WRITE_KEY = 128  # width of write_keys.write_key: anything longer is no key of ours
 
@@ -48,12 +61,14 @@ class Intake:
         log: EventLog,
         keys: KeyCache,
         identity: IdentityConfig | None = None,
+        live: LiveFeed | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._log = log
         self._keys = keys
         self._identity = identity if identity is not None else IdentityConfig()
+        self._live = live
 
     def source(self, write_key: str | None) -> Source | None:
         """The source behind `write_key`, or None when it is unknown, revoked or malformed."""
@@ -177,7 +192,10 @@ class Intake:
 
         result = IntakeResult(accepted=len(accepted), rejected=rejected)
         if accepted:
+            started = time.perf_counter()
             result.head = await self._log.append(accepted)
+            LOG_APPEND_SECONDS.observe(time.perf_counter() - started)
+            EVENTS_ACCEPTED.labels(source.workspace_id).inc(len(accepted))
         if rejected:
             await self._dead_letter(rejected, endpoint, source, received_at)
         return result
@@ -257,6 +275,10 @@ class Intake:
         source: Source | None,
         received_at: int,
     ) -> None:
+        # Every rejection passes here; count them (once per code) before they are stored.
+        for code, count in Counter(r.code for r in rejections).items():
+            EVENTS_REJECTED.labels(code).inc(count)
+
         def record() -> None:
             with translate_errors("recording rejected events"), writing(self._engine) as conn:
                 record_rejections(
@@ -268,4 +290,20 @@ class Intake:
                     received_at=received_at,
                 )
 
-        await asyncio.to_thread(record)
+        try:
+            await asyncio.to_thread(record)
+            if self._live is not None:
+                at = to_iso(received_at)
+                self._live.rejected(
+                    source.workspace_id if source else None,
+                    [{**r.as_dict(), "endpoint": endpoint, "receivedAt": at} for r in rejections],
+                )
+        except Unavailable as exc:
+            # The client still gets every rejection in the response; only the debugger's copy
+            # is missing. Failing the request for it would make the SDK resend good events.
+            logger.warning(
+                "could not record %d rejected event(s) as dead letters: %s",
+                len(rejections),
+                exc,
+                extra={"workspace_id": source.workspace_id if source else None},
+            )

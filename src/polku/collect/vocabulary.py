@@ -136,6 +136,12 @@ CATEGORIES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             "Store and omnichannel",
             "The physical store: stock checks, visits, till receipts, click and collect, returns.",
         ),
+        "stock": (
+            "Stock",
+            "Quantities per SKU and location, as the stores, warehouses and Polku change them: "
+            "deliveries, counts, transfers, adjustments. Sales and click-and-collect "
+            "reservations move stock too (see the store events).",
+        ),
         "research": (
             "Product research",
             "A shopper reading what they need to know before buying.",
@@ -143,6 +149,11 @@ CATEGORIES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
         "consent": (
             "Consent",
             "A person's permission to be contacted or profiled, per purpose and channel.",
+        ),
+        "giftcards": (
+            "Gift cards",
+            "A gift card's ledger as Polku keeps it: issued, redeemed, expired, cancelled. "
+            "Amounts are in the card's currency; the code itself is never in an event.",
         ),
     }
 )
@@ -264,6 +275,13 @@ _CUSTOMER_AT_TILL: Final = {
     "pos_customer_id": _id("The till system's own customer id."),
 }
 _STORE_REQUIRED: Final = _id("The store, as your store list names it, e.g. `HEL-01`.")
+_LOCATION_REQUIRED: Final = _id("The store or warehouse, as the location list names it.")
+_STOCK_LINE_FIELDS: Final[Mapping[str, PropertySpec]] = {
+    "sku": _id("Stock-keeping unit."),
+    "product_id": _id("Database id of the product."),
+    "quantity": _count("Number of units."),
+}
+_STOCK_LINES: Final = _products(_STOCK_LINE_FIELDS, "The SKUs, each with a number of units.")
 
 
 def _event(
@@ -653,6 +671,73 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
             "rating": _money("Average rating shown, e.g. 4.5."),
         },
     ),
+    _event(
+        "Click and Collect Released",
+        "store",
+        "A click-and-collect reservation ended without a pick-up; its units are sellable again.",
+        {
+            "order_id": _id("Order or reservation id."),
+            "store_id": _STORE_REQUIRED,
+            "reason": _text("`expired` (not collected in time) or `cancelled`."),
+            "products": _PRODUCT,
+        },
+        required={"order_id", "store_id"},
+    ),
+    # stock
+    _event(
+        "Stock Received",
+        "stock",
+        "A delivery arrived at a store or warehouse: on-hand units go up.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "delivery_id": _id("Delivery note or purchase order id."),
+            "products": _STOCK_LINES,
+        },
+        required={"location_id", "products"},
+    ),
+    _event(
+        "Stock Counted",
+        "stock",
+        "A stock count: the units actually on the shelf, which replace what was on record.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "count_id": _id("Stock count id."),
+            "products": _products(
+                _props(_STOCK_LINE_FIELDS, quantity=_count("Units counted.")),
+                "The SKUs counted, each with the units found.",
+            ),
+        },
+        required={"location_id", "products"},
+    ),
+    _event(
+        "Stock Transferred",
+        "stock",
+        "Units moved from one location to another (on-hand down at one, up at the other).",
+        {
+            "from_location_id": _LOCATION_REQUIRED,
+            "to_location_id": _LOCATION_REQUIRED,
+            "transfer_id": _id("Transfer id."),
+            "products": _STOCK_LINES,
+        },
+        required={"from_location_id", "to_location_id", "products"},
+    ),
+    _event(
+        "Stock Adjusted",
+        "stock",
+        "A correction of on-hand units (damaged, lost, found), up or down.",
+        {
+            "location_id": _LOCATION_REQUIRED,
+            "reason": _text("Why, e.g. `damaged`, `lost`, `found`, `correction`."),
+            "products": _products(
+                _props(
+                    _STOCK_LINE_FIELDS,
+                    quantity=_count("Units added (positive) or removed (negative).", signed=True),
+                ),
+                "The SKUs adjusted, each with its change in units.",
+            ),
+        },
+        required={"location_id", "products"},
+    ),
     # consent
     _event(
         "Consent Updated",
@@ -666,6 +751,64 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
             "policy_version": _id("Version of the consent text the person saw."),
         },
         required={"purpose", "granted"},
+    ),
+    # gift cards (Polku's ledger: polku.commerce.giftcards)
+    _event(
+        "Gift Card Issued",
+        "giftcards",
+        "A gift card was issued: sold, given as goodwill, or as a refund of a return.",
+        {
+            "giftcard_id": _id("The card's id (not its code)."),
+            "amount": _money("Value on the card, bonus included."),
+            "currency": _CURRENCY,
+            "expires_at": PropertySpec("datetime", "When the card expires."),
+            "reason": _text("`refund`, `sale` or `goodwill`."),
+            "code_last4": _text("Last four characters of the code, to tell cards apart."),
+            "code_hash": _text("SHA-256 of the code (hex); the code itself is never stored."),
+            "order_id": _id("The order it was sold with or refunds."),
+            "return_id": _id("The return it refunds."),
+            "bonus": _money("Of `amount`, the retailer's bonus on a refund taken as a card."),
+            "bonus_percent": PropertySpec("number", "That bonus, in percent of the refund.", 0),
+            "note": _text("Why it was issued, in the staff's words."),
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Redeemed",
+        "giftcards",
+        "A gift card paid for (part of) a purchase; its balance went down by `amount`.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Amount paid with the card."),
+            "currency": _CURRENCY,
+            "balance": _money("Balance left on the card."),
+            "redemption_id": _id("The caller's id for this payment (a retry redeems once)."),
+            "order_id": _id("The order or receipt it paid for."),
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Expired",
+        "giftcards",
+        "A gift card reached its expiry date; the balance left on it was written off.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Balance written off."),
+            "currency": _CURRENCY,
+        },
+        required={"giftcard_id", "amount", "currency"},
+    ),
+    _event(
+        "Gift Card Cancelled",
+        "giftcards",
+        "A gift card was voided (lost with its code, sold by mistake); its balance written off.",
+        {
+            "giftcard_id": _id("The card's id."),
+            "amount": _money("Balance written off."),
+            "currency": _CURRENCY,
+            "reason": _text("Why it was cancelled."),
+        },
+        required={"giftcard_id", "amount", "currency"},
     ),
 )
 

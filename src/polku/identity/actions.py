@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from polku.errors import Conflict
-from polku.events import NewEvent, to_iso
+from polku.events import NewEvent, Receipt, to_iso
 from polku.identity.projection import UNMERGE
 from polku.identity.queries import require_merge
 from polku.storage.engine import translate_errors
@@ -27,12 +27,12 @@ __all__ = ["request_unmerge"]
 
 async def request_unmerge(
     runtime: Runtime, workspace: str, merge_id: str, requested_by: str, reason: str
-) -> int:
-    """Ask for merge `merge_id` to be undone; return the log's head offset after the request.
+) -> Receipt:
+    """Ask for merge `merge_id` to be undone; return where the request went in the log.
 
     Appends a ``polku.unmerge`` event; the identity consumer gives the merged profile back its
     identifiers and events, and keeps the two profiles apart from then on. Wait for the
-    pipeline to reach the returned offset (`Pipeline.wait_for`) to read the result.
+    pipeline to process it (`Runtime.progress.wait_for`) to read the result.
 
     Raises `NotFound` if the workspace has no such merge and `Conflict` if it was undone.
     """
@@ -62,4 +62,4 @@ async def request_unmerge(
         timestamp=now,
         payload=orjson.dumps(payload),
     )
-    return await runtime.log.append([event])
+    return Receipt(await runtime.log.append([event]), event.partition_key)

@@ -204,8 +204,8 @@ async def post_unmerge(
     if the pipeline is behind, answers 202 with `status: pending`."""
     rt = runtime(request)
     reason = body.reason if body is not None else ""
-    head = await request_unmerge(rt, workspace, merge_id, REQUESTED_BY, reason)
-    applied = await rt.pipeline.wait_for(head)
+    receipt = await request_unmerge(rt, workspace, merge_id, REQUESTED_BY, reason)
+    applied = await rt.progress.wait_for(receipt)
     if not applied:
         response.status_code = 202
     return await run_in_threadpool(_split, rt, workspace, merge_id, applied)

@@ -38,6 +38,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -49,7 +50,14 @@ from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
 from polku.storage.bulk import fetch_in, insert_rows
 
-__all__ = ["UNMERGE", "IdentityConsumer", "canonical", "merge_id_for", "profile_id_for"]
+__all__ = [
+    "UNMERGE",
+    "IdentityConsumer",
+    "canonical",
+    "lock_graphs",
+    "merge_id_for",
+    "profile_id_for",
+]
 
 UNMERGE = "polku.unmerge"
 """Control event: properties.merge_id names the ledger entry to undo."""
@@ -86,6 +94,28 @@ _ASSIGNMENT_COLUMNS = (
     "channel",
     "store_id",
 )
+
+
+def lock_graphs(conn: Connection, workspace_ids: Iterable[str]) -> None:
+    """Hold the identity graphs of these workspaces until `conn`'s transaction ends.
+
+    In the production mode, workers resolve different partitions at the same time, and a
+    person's events may sit in two partitions (the anonymous ones under the anonymousId, the
+    logged-in ones under the userId). Resolution reads the graph, decides, and writes; two
+    workers deciding on the same identifiers at once could both create a profile for them.
+    So each resolves under a transaction-level advisory lock per workspace, taken in sorted
+    order (no deadlock). Identity is the one serialised stage of the pipeline; everything
+    after it runs in parallel (docs/architecture.md, "Production mode").
+    """
+    if conn.dialect.name != "postgresql":
+        return  # SQLite has one writer anyway
+    for workspace_id in sorted(workspace_ids):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _graph_key(workspace_id)})
+
+
+def _graph_key(workspace_id: str) -> int:
+    digest = hashlib.blake2b(f"polku.identity\x00{workspace_id}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def profile_id_for(workspace_id: str, message_id: str) -> str:
@@ -134,8 +164,12 @@ class IdentityConsumer:
         for table in (event_profiles, merge_blocks, merges, identifiers, profile_ids):
             conn.execute(delete(table))
 
-    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
+    def prepare(
+        self, conn: Connection, events: Sequence[LoggedEvent], *, shared: bool = False
+    ) -> Apply:
         config = self._config
+        if shared:
+            lock_graphs(conn, {e.workspace_id for e in events})
         if len(events) == 1 and events[0].type == UNMERGE:
             event = events[0]
             return lambda writer: _unmerge(writer, config, event)

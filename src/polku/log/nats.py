@@ -56,11 +56,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import math
 import re
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -86,7 +88,7 @@ from polku.errors import PolkuError, Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
 
-__all__ = ["NatsLog", "partition_of"]
+__all__ = ["NatsLog", "PartitionReader", "decode", "partition_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,17 +144,83 @@ class NatsLog:
         self._js: JetStreamContext | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._last_error = ""
+        self._refused: Unavailable | None = None  # the last failed first connection
+        self._refused_at = 0.0
 
     @property
     def stream(self) -> str:
         return self._stream
 
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def partition_subject(self, partition: int) -> str:
+        """The subjects of one partition, across workspaces (a consumer's filter)."""
+        return f"{self._prefix}.*.{partition}"
+
     def subject(self, workspace_id: str, partition_key: str) -> str:
         """The subject an event of this workspace and customer is published on."""
-        token = workspace_id
-        if not _SAFE_TOKEN.fullmatch(workspace_id):
-            token = "x" + hashlib.blake2b(workspace_id.encode(), digest_size=8).hexdigest()
+        token = _token(workspace_id)
         return f"{self._prefix}.{token}.{partition_of(partition_key, self._partitions)}"
+
+    def workspace_subjects(self, workspace_id: str) -> str:
+        """Every partition's subject of one workspace (what a live view listens to)."""
+        return f"{self._prefix}.{_token(workspace_id)}.*"
+
+    def notice_subject(self, topic: str, workspace_id: str) -> str:
+        """A core-NATS subject for notices between processes (never stored in the stream:
+        it lies outside the stream's ``<prefix>.>``)."""
+        return f"{self._prefix}_notice.{topic}.{_token(workspace_id)}"
+
+    # -- notices: core NATS, between processes ---------------------------------------------
+
+    def publish_notice(self, subject: str, data: bytes) -> None:
+        """Publish on core NATS (at most once, nothing stored), from any thread; a notice
+        that cannot be sent is dropped with a log line, never raised."""
+
+        async def publish() -> None:
+            try:
+                await self._jetstream()
+                nc = self._nc
+                if nc is not None and nc.is_connected:
+                    await nc.publish(subject, data)
+            except (*_NATS_ERRORS, Unavailable) as exc:
+                logger.debug("notice on %s dropped: %s", subject, exc)
+
+        with contextlib.suppress(Unavailable):  # shutting down
+            self._submit(publish)
+
+    def listen(
+        self, subjects: Sequence[str], deliver: Callable[[str, bytes], None]
+    ) -> Callable[[], None]:
+        """Subscribe on core NATS to `subjects`; `deliver(subject, data)` runs on the log's
+        loop thread for each message. Returns the function that unsubscribes."""
+
+        async def subscribe() -> list[Any]:
+            await self._jetstream()
+            assert self._nc is not None
+
+            async def handler(message: Msg) -> None:
+                deliver(message.subject, message.data)
+
+            try:
+                return [await self._nc.subscribe(s, cb=handler) for s in subjects]
+            except _NATS_ERRORS as exc:
+                raise self._unavailable("listen to", exc) from exc
+
+        subscriptions = self._wait(self._submit(subscribe))
+
+        def unsubscribe() -> None:
+            async def run() -> None:
+                for sub in subscriptions:
+                    with contextlib.suppress(*_NATS_ERRORS):
+                        await sub.unsubscribe()
+
+            with contextlib.suppress(Unavailable):
+                self._submit(run)
+
+        return unsubscribe
 
     # -- the EventLog interface ----------------------------------------------------------
 
@@ -193,6 +261,39 @@ class NatsLog:
             logger.exception("closing the NATS connection failed")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=self._timeout)
+
+    def open_reader(self, partition: int, name: str, start: int) -> PartitionReader:
+        """A durable consumer `name` on `partition`, reading in order from sequence `start`.
+
+        An existing consumer of that name is replaced, so reading starts exactly at `start`
+        (the caller's checkpoint + 1). See `PartitionReader`.
+        """
+        reader = PartitionReader(self, partition, name)
+        reader.rewind(start)
+        return reader
+
+    def delete_consumers(self, prefix: str, *, keep: str = "") -> list[str]:
+        """Delete the stream's consumers whose names start with `prefix`, except `keep`
+        (those of a partition's earlier owners); return the deleted names."""
+        return self._wait(self._submit(lambda: self._delete_consumers(prefix, keep)))
+
+    async def _delete_consumers(self, prefix: str, keep: str) -> list[str]:
+        js = await self._jetstream()
+        deleted: list[str] = []
+        try:
+            for info in await js.consumers_info(self._stream):
+                name = info.name
+                if name.startswith(prefix) and name != keep:
+                    with contextlib.suppress(nats.js.errors.NotFoundError):
+                        await js.delete_consumer(self._stream, name)
+                    deleted.append(name)
+        except _NATS_ERRORS as exc:
+            raise self._unavailable("clean up the consumers of", exc) from exc
+        return deleted
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine on the log's private loop from a plain thread (readers use it)."""
+        return self._wait(self._submit(make))
 
     async def ensure_stream(self) -> None:
         """Create the stream, or bring an existing one to this configuration (idempotent).
@@ -243,6 +344,8 @@ class NatsLog:
         async with self._connect_lock:
             if self._js is not None and self._nc is not None and not self._nc.is_closed:
                 return self._js
+            if self._refused is not None and time.monotonic() - self._refused_at < 1.0:
+                raise self._refused  # requests queued behind a failed attempt fail at once
             nc = NatsClient()
             try:
                 # nats-py retries a refused first connection forever (it reconnects forever
@@ -263,12 +366,14 @@ class NatsLog:
             except _NATS_ERRORS as exc:
                 await _close_quietly(nc)
                 reason = self._last_error or _describe(exc)
-                raise Unavailable(
+                self._refused_at = time.monotonic()
+                self._refused = Unavailable(
                     f"Cannot connect to NATS at {', '.join(self._servers)} within "
                     f"{self._connect_timeout:g} s: {reason}.",
                     hint="Check that nats-server runs with JetStream enabled (-js) and "
                     "that the configured NATS URL points at it; retry in a few seconds.",
-                ) from exc
+                )
+                raise self._refused from exc
             self._nc = nc
             self._js = nc.jetstream(timeout=self._timeout)
             return self._js
@@ -292,6 +397,15 @@ class NatsLog:
         if not events:
             return await self._head()
         js = await self._jetstream()
+        if self._nc is not None and not self._nc.is_connected:
+            # nats-py would buffer the publishes until it reconnects and the request would
+            # hang until the timeout; refuse at once so the client retries elsewhere or later.
+            raise Unavailable(
+                f"The connection to NATS is down ({self._last_error or 'reconnecting'}); "
+                "nothing was stored.",
+                hint="Retry in a few seconds; Polku deduplicates by messageId.",
+                retry_after=2,
+            )
         acks: list[asyncio.Future[PubAck]] = []
         try:
             # One publish after the other, so the batch reaches the stream in its order; the
@@ -395,6 +509,135 @@ class NatsLog:
         )
 
 
+class PartitionReader:
+    """One worker's in-order, gap-free reading of one partition of the log.
+
+    A durable JetStream pull consumer filtered to the partition's subjects, with cumulative
+    explicit acknowledgement (`AckPolicy.ALL`: acking a message acks every earlier one, so a
+    batch costs one ack). Only the partition's current owner reads it: its name carries the
+    owner's lease epoch, so a worker that lost the partition without knowing it can never take
+    messages meant for its successor.
+
+    Gap-free: every delivery has a consumer sequence that grows by one per delivery (first
+    deliveries and redeliveries alike). A jump means a delivery never reached us (a fetch
+    that expired while its messages were on the way, say); `fetch` then returns only the
+    unbroken part and `rewind`s to just after it, so nothing is ever skipped. Redeliveries of
+    messages already handed out are dropped. After a failed batch the caller `rewind`s to
+    its checkpoint + 1 itself.
+    """
+
+    def __init__(self, log: NatsLog, partition: int, name: str) -> None:
+        self._log = log
+        self.partition = partition
+        self.name = name
+        self.pending = 0  # messages after the last one fetched (the consumer's lag)
+        # Touched only on the log's loop:
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._last_stream = 0
+        self._last_consumer = 0
+        self._last_msg: Msg | None = None
+
+    def fetch(self, limit: int, timeout: float) -> list[LoggedEvent]:
+        """Up to `limit` events in stream order, waiting up to `timeout` s for the first."""
+        return self._log.run(lambda: self._fetch(limit, timeout))
+
+    def ack(self) -> None:
+        """Acknowledge everything fetched so far (call once it is committed)."""
+        self._log.run(self._ack)
+
+    def rewind(self, start: int) -> None:
+        """Read again from stream sequence `start`: the consumer is made anew there."""
+        self._log.run(lambda: self._rewind(start))
+
+    def close(self, *, delete: bool = False) -> None:
+        """Stop reading; with `delete`, remove the consumer from the server too."""
+        self._log.run(lambda: self._close(delete))
+
+    # -- on the log's loop -----------------------------------------------------------------
+
+    async def _rewind(self, start: int) -> None:
+        log = self._log
+        js = await log._jetstream()
+        await self._unsubscribe()
+        config = ConsumerConfig(
+            durable_name=self.name,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start),
+            ack_policy=AckPolicy.ALL,
+            ack_wait=60.0,
+            max_ack_pending=20_000,
+            filter_subject=log.partition_subject(self.partition),
+            inactive_threshold=24 * 3600.0,  # an owner that vanished leaves nothing for long
+        )
+        try:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(log.stream, self.name)
+            await js.add_consumer(log.stream, config)
+            self._sub = await js.pull_subscribe_bind(durable=self.name, stream=log.stream)
+        except _NATS_ERRORS as exc:
+            raise log._unavailable("open a reader on", exc) from exc
+        self._last_stream = max(0, start - 1)
+        self._last_consumer = 0
+        self._last_msg = None
+
+    async def _fetch(self, limit: int, timeout: float) -> list[LoggedEvent]:
+        if self._sub is None:
+            await self._rewind(self._last_stream + 1)
+        assert self._sub is not None
+        try:
+            messages = await self._sub.fetch(limit, timeout=timeout)
+        except TimeoutError:
+            return []
+        except _NATS_ERRORS as exc:
+            raise self._log._unavailable("read events from", exc) from exc
+        events: list[LoggedEvent] = []
+        for message in messages:
+            meta = message.metadata
+            if meta.sequence.consumer != self._last_consumer + 1:
+                logger.warning(
+                    "partition %d: delivery %d arrived after %d; reading again from %d",
+                    self.partition,
+                    meta.sequence.consumer,
+                    self._last_consumer,
+                    self._last_stream + 1,
+                )
+                await self._rewind(self._last_stream + 1)
+                break
+            self._last_consumer = meta.sequence.consumer
+            self._last_msg = message
+            self.pending = meta.num_pending
+            if meta.sequence.stream <= self._last_stream:
+                continue  # a redelivery of something handed out before
+            self._last_stream = meta.sequence.stream
+            events.append(_decode(meta.sequence.stream, message.data))
+        for event in events:
+            event.partition = self.partition
+        return events
+
+    async def _ack(self) -> None:
+        message, self._last_msg = self._last_msg, None
+        if message is None:
+            return
+        try:
+            await message.ack()
+        except _NATS_ERRORS as exc:  # harmless: the messages come again and are dropped then
+            logger.warning("partition %d: ack failed: %s", self.partition, _describe(exc))
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await sub.unsubscribe()
+
+    async def _close(self, delete: bool) -> None:
+        await self._unsubscribe()
+        if delete:
+            log = self._log
+            with contextlib.suppress(*_NATS_ERRORS):
+                js = await log._jetstream()
+                await js.delete_consumer(log.stream, self.name)
+
+
 # -- envelope ----------------------------------------------------------------------------
 
 
@@ -417,6 +660,11 @@ def _encode(e: NewEvent) -> bytes:
     return orjson.dumps(envelope)
 
 
+def decode(offset: int, data: bytes) -> LoggedEvent:
+    """An event from a message body of the stream (`offset`: its stream sequence)."""
+    return _decode(offset, data)
+
+
 def _decode(offset: int, data: bytes) -> LoggedEvent:
     envelope = orjson.loads(data)
     payload = envelope["p"].encode() if "p" in envelope else base64.b64decode(envelope["p64"])
@@ -432,6 +680,13 @@ def _decode(offset: int, data: bytes) -> LoggedEvent:
         source_id=envelope["s"],
         event=envelope["e"],
     )
+
+
+def _token(workspace_id: str) -> str:
+    """A workspace id as one subject token (hashed when it is not a safe one)."""
+    if _SAFE_TOKEN.fullmatch(workspace_id):
+        return workspace_id
+    return "x" + hashlib.blake2b(workspace_id.encode(), digest_size=8).hexdigest()
 
 
 def _msg_id(workspace_id: str, message_id: str) -> str:

@@ -20,16 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from polku.errors import Unavailable
 from polku.events import LoggedEvent, NewEvent
 from polku.log.base import AppendListener
-from polku.log.tables import log_events
+from polku.log.tables import checkpoints, log_events
 from polku.storage.bulk import fetch_rows, insert_rows
 from polku.storage.engine import log_engine, translate_errors, writing
 
-__all__ = ["SqlLog"]
+__all__ = ["SqlLog", "SqlPartition", "event_from_row", "read_events", "store_copies"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +173,7 @@ class SqlLog:
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> int:
         with translate_errors("appending events to the log"), writing(self._engine) as conn:
-            if self._is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
-            insert_rows(
-                conn, log_events, _COLUMNS, rows, ignore_conflicts_on=("workspace_id", "message_id")
-            )
+            _insert(conn, rows)
             head = conn.execute(select(func.max(log_events.c.offset))).scalar()
         return int(head or 0)
 
@@ -210,21 +206,114 @@ class SqlLog:
             self._engine.dispose()
 
 
+class SqlPartition:
+    """One partition of the production mode's log, as copied into the state database.
+
+    Workers copy each NATS partition into `log_events` (see `store_copies`); the consumers
+    after that read their partition from here, so they see each event once, in order, with
+    its stream sequence as offset. `head` is how far the copy has got (its checkpoint).
+    """
+
+    def __init__(self, engine: Engine, partition: int, head_checkpoint: str) -> None:
+        self._engine = engine
+        self.partition = partition
+        self._head_checkpoint = head_checkpoint
+        self._listeners: list[AppendListener] = []
+
+    def read(self, after: int, limit: int) -> list[LoggedEvent]:
+        return read_events(self._engine, after, limit, partition=self.partition)
+
+    def head(self) -> int:
+        with translate_errors("reading the log"), self._engine.connect() as conn:
+            value = conn.execute(
+                select(checkpoints.c.offset).where(checkpoints.c.consumer == self._head_checkpoint)
+            ).scalar()
+        return int(value or 0)
+
+    def subscribe(self, listener: AppendListener) -> None:
+        self._listeners.append(listener)
+
+    def appended(self, head: int) -> None:
+        """Tell the listeners that the copy reached `head` (called by the worker)."""
+        for listener in list(self._listeners):
+            listener(head)
+
+
+def read_events(
+    engine: Engine, after: int, limit: int, *, partition: int | None = None
+) -> list[LoggedEvent]:
+    """Up to `limit` events after offset `after` in log order (of one partition, if given)."""
+    query = select(log_events).where(log_events.c.offset > after)
+    if partition is not None:
+        query = query.where(log_events.c.partition == partition)
+    query = query.order_by(log_events.c.offset).limit(limit)
+    with translate_errors("reading the log"), engine.connect() as conn:
+        return [event_from_row(r) for r in conn.execute(query)]
+
+
+def store_copies(conn: Connection, events: Sequence[LoggedEvent]) -> None:
+    """Insert events read from the NATS log, keeping their offsets and partitions.
+
+    A messageId stored before (a client's retry after the stream's duplicate window) is
+    skipped, so every acknowledged messageId is in the table exactly once.
+    """
+    rows = [(e.offset, e.partition, *_values(e)) for e in events]
+    insert_rows(
+        conn,
+        log_events,
+        ("offset", "partition", *_COLUMNS),
+        rows,
+        ignore_conflicts_on=("workspace_id", "message_id"),
+    )
+
+
+def event_from_row(r: Any) -> LoggedEvent:
+    """A `log_events` row as the event it holds."""
+    return LoggedEvent(
+        offset=r.offset,
+        workspace_id=r.workspace_id,
+        message_id=r.message_id,
+        type=r.type,
+        partition_key=r.partition_key,
+        received_at=r.received_at,
+        timestamp=r.timestamp,
+        payload=bytes(r.payload),
+        source_id=r.source_id,
+        event=r.event,
+        partition=r.partition,
+    )
+
+
+def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert new events; a messageId already in the workspace's log is skipped (dedupe).
+
+    On PostgreSQL, appending transactions take one advisory lock first, so offsets commit in
+    order and a consumer reading `offset > checkpoint` never skips a row a slower
+    transaction commits later."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+    insert_rows(
+        conn, log_events, _COLUMNS, rows, ignore_conflicts_on=("workspace_id", "message_id")
+    )
+
+
+def _values(e: NewEvent | LoggedEvent) -> tuple[Any, ...]:
+    """An event's values in `_COLUMNS` order."""
+    return (
+        e.workspace_id,
+        e.source_id,
+        e.message_id,
+        e.type,
+        e.event,
+        e.partition_key,
+        e.received_at,
+        e.timestamp,
+        e.payload,
+    )
+
+
 def _rows(events: Sequence[NewEvent]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            e.workspace_id,
-            e.source_id,
-            e.message_id,
-            e.type,
-            e.event,
-            e.partition_key,
-            e.received_at,
-            e.timestamp,
-            e.payload,
-        )
-        for e in events
-    ]
+    return [_values(e) for e in events]
 
 
 def _settle(item: _Pending, head: int | None, exc: BaseException | None) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from polku.events import LoggedEvent
 
-__all__ = ["Apply", "Consumer"]
+__all__ = ["Apply", "Consumer", "Contended"]
 
 Apply: TypeAlias = Callable[[Connection], None]
 """Writes a prepared batch; runs inside the transaction that also moves the checkpoint."""
@@ -29,10 +29,23 @@ class Consumer(Protocol):
 
     name: str
 
-    def prepare(self, conn: Connection, events: Sequence[LoggedEvent]) -> Apply:
-        """Compute the effect of `events` (in log order, all after the checkpoint)."""
+    def prepare(
+        self, conn: Connection, events: Sequence[LoggedEvent], *, shared: bool = False
+    ) -> Apply:
+        """Compute the effect of `events` (in log order, all after the checkpoint).
+
+        `shared`: other workers are processing other partitions of the log into the same
+        tables right now (the production mode). `conn` is then the write transaction itself,
+        and the consumer first takes the locks that keep its reads true until it commits; if
+        it finds it cannot, it raises `Contended` and the runner tries the batch again.
+        """
         ...
 
     def reset(self, conn: Connection) -> None:
         """Delete everything this consumer has built, before a replay from offset 0."""
         ...
+
+
+class Contended(Exception):
+    """A consumer could not lock what it needs in this attempt (another worker moved it);
+    the runner rolls the transaction back and tries the batch again."""

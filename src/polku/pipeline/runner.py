@@ -14,24 +14,28 @@ event twice.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from polku.collect.deadletters import record_pipeline_failure
 from polku.errors import Unavailable
 from polku.events import INTERNAL_PREFIX, LoggedEvent
-from polku.log.base import EventLog
-from polku.log.tables import checkpoints
-from polku.pipeline.consumer import Consumer
-from polku.storage.engine import writing
+from polku.log.base import LogReader
+from polku.ops.metrics import (
+    CONSUMER_BATCH_SECONDS,
+    CONSUMER_ERRORS,
+    CONSUMER_EVENTS,
+    CONSUMER_LAG,
+    PIPELINE_POSITION,
+)
+from polku.pipeline import checkpoints
+from polku.pipeline.consumer import Consumer, Contended
+from polku.storage.engine import describe_error, writing
 
 __all__ = ["Pipeline"]
 
@@ -42,59 +46,78 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
-        log: EventLog,
+        log: LogReader,
         consumers: Sequence[Consumer],
         *,
         batch: int = 2000,
+        scope: str = "",
+        shared: bool = False,
     ) -> None:
+        """`scope` is added to every consumer's checkpoint name (``.p3``: partition 3 of the
+        NATS log); `shared` says that other pipelines write the same projections at the same
+        time (see `Consumer.prepare`)."""
         self._engine = engine
         self._log = log
         self.consumers = tuple(consumers)
         self._batch = batch
+        self._scope = scope
+        self._shared = shared
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle_poll = 1.0
         self._thread: threading.Thread | None = None
+        self._chores: list[Callable[[], object]] = []
+        self._chores_at = 0.0
         log.subscribe(lambda _head: self._wake.set())
+
+    def add_chore(self, chore: Callable[[], object]) -> None:
+        """Run `chore` about once a second while the pipeline runs in the background (due
+        timers: reservations that ran out). A failing chore is logged and tried again."""
+        self._chores.append(chore)
+
+    def run_chores(self) -> None:
+        for chore in self._chores:
+            try:
+                chore()
+            except (OperationalError, Unavailable) as exc:
+                logger.warning(
+                    "chore %s waits for the database: %s", _name(chore), describe_error(exc)
+                )
+            except Exception:
+                CONSUMER_ERRORS.labels("chores", "unexpected").inc()
+                logger.exception("chore %s failed", _name(chore))
 
     # -- checkpoints ---------------------------------------------------------------------
 
     def checkpoint(self, name: str) -> int:
+        """Offset up to which consumer `name` has processed this pipeline's log."""
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(checkpoints.c.offset).where(checkpoints.c.consumer == name)
-            ).scalar()
-        return int(value or 0)
+            return checkpoints.read(conn, name + self._scope)
 
-    def _set_checkpoint(self, conn: Connection, name: str, offset: int) -> None:
-        values = {"consumer": name, "offset": offset}
-        if conn.dialect.name == "postgresql":
-            stmt = postgresql.insert(checkpoints).values(values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["consumer"], set_=values))
-        else:
-            stmt2 = sqlite.insert(checkpoints).values(values)
-            conn.execute(stmt2.on_conflict_do_update(index_elements=["consumer"], set_=values))
+    def _set_checkpoint(self, conn: Connection, consumer: str, offset: int) -> None:
+        checkpoints.write(conn, consumer + self._scope, offset)
 
     @property
     def position(self) -> int:
         """Offset up to which every consumer has processed the log (read from the database,
         so it is right whichever process runs the consumers)."""
-        names = [c.name for c in self.consumers]
         with self._engine.connect() as conn:
-            rows = dict(
-                conn.execute(
-                    select(checkpoints.c.consumer, checkpoints.c.offset).where(
-                        checkpoints.c.consumer.in_(names)
-                    )
-                ).all()
-            )
-        return min((int(rows.get(name, 0)) for name in names), default=0)
+            found = checkpoints.read_many(conn, [c.name + self._scope for c in self.consumers])
+        return min(found.values(), default=0)
+
+    def lags(self) -> dict[str, int]:
+        """Events each consumer has yet to process: the log head minus its checkpoint."""
+        head = self._log.head()
+        with self._engine.connect() as conn:
+            found = checkpoints.read_many(conn, [c.name + self._scope for c in self.consumers])
+        return {c.name: max(0, head - found[c.name + self._scope]) for c in self.consumers}
 
     # -- processing ----------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Process what the log holds now, up to one batch per consumer; return events seen."""
         seen = 0
+        done: dict[str, int] = {}
         upstream: int | None = None
         cached: tuple[int, list[LoggedEvent]] | None = None
         for consumer in self.consumers:
@@ -111,31 +134,52 @@ class Pipeline:
                 events = [e for e in events if e.offset <= upstream]
             events = _until_control(events)
             if events:
+                started = time.perf_counter()
                 self._apply(consumer, events)
+                CONSUMER_BATCH_SECONDS.labels(consumer.name).observe(time.perf_counter() - started)
+                CONSUMER_EVENTS.labels(consumer.name).inc(len(events))
                 seen += len(events)
             upstream = self.checkpoint(consumer.name)
+            done[consumer.name] = upstream
+        self._record_lag(done)
         return seen
 
-    def _claim(
-        self, conn: Connection, name: str, events: Sequence[LoggedEvent]
-    ) -> list[LoggedEvent]:
-        """The events still to process, checked inside the transaction that will move the
-        checkpoint, so that two workers running the same consumer never both apply an event.
+    def _record_lag(self, done: dict[str, int]) -> None:
+        """Export how far each consumer is behind the log head (and, for the embedded mode's
+        one pipeline, its position)."""
+        head = self._log.head()
+        partition = self._scope.removeprefix(".p") or "0"
+        for name, offset in done.items():
+            CONSUMER_LAG.labels(name, partition).set(max(0, head - offset))
+        if not self._scope:
+            PIPELINE_POSITION.set(min(done.values(), default=0))
 
-        On PostgreSQL a transaction-level advisory lock per consumer makes the second worker
-        wait for the first one's commit; SQLite's ``BEGIN IMMEDIATE`` (see `writing`) already
-        admits one writer at a time.
-        """
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})
-        done = conn.execute(
-            select(checkpoints.c.offset).where(checkpoints.c.consumer == name)
-        ).scalar()
-        return [e for e in events if e.offset > int(done or 0)]
+    def _claim(
+        self, conn: Connection, consumer: str, events: Sequence[LoggedEvent]
+    ) -> list[LoggedEvent]:
+        return checkpoints.claim(conn, consumer + self._scope, events)
 
     def _process(self, consumer: Consumer, events: list[LoggedEvent]) -> None:
         """Prepare outside the write lock, then apply and move the checkpoint in one
-        transaction; prepare again under the lock if another worker got there first."""
+        transaction; prepare again under the lock if another worker got there first.
+
+        Shared (other partitions are being processed into the same tables at the same time):
+        prepare inside the transaction, after the consumer's own locks, and try again when
+        the consumer reports contention or the database a deadlock."""
+        if self._shared:
+            for attempt in range(_ATTEMPTS):
+                try:
+                    with writing(self._engine) as conn:
+                        todo = self._claim(conn, consumer.name, events)
+                        if todo:
+                            consumer.prepare(conn, todo, shared=True)(conn)
+                            self._set_checkpoint(conn, consumer.name, todo[-1].offset)
+                    return
+                except (Contended, OperationalError) as exc:
+                    if attempt + 1 == _ATTEMPTS or not _retryable(exc):
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+            return
         with self._engine.connect() as reader, reader.begin():
             apply = consumer.prepare(reader, events)
         with writing(self._engine) as conn:
@@ -151,7 +195,7 @@ class Pipeline:
         try:
             self._process(consumer, events)
             return
-        except (OperationalError, Unavailable):
+        except (OperationalError, Unavailable, Contended):
             raise
         except Exception:
             logger.exception(
@@ -159,13 +203,27 @@ class Pipeline:
                 consumer.name,
                 events[0].offset,
                 events[-1].offset,
+                extra={"consumer": consumer.name + self._scope, "offset": events[0].offset},
             )
         for event in events:
             try:
                 self._process(consumer, [event])
-            except (OperationalError, Unavailable):
+            except (OperationalError, Unavailable, Contended):
                 raise
             except Exception as exc:
+                CONSUMER_ERRORS.labels(consumer.name, "poison").inc()
+                logger.error(
+                    "consumer %s set event %s aside as a dead letter: %s",
+                    consumer.name,
+                    event.message_id,
+                    exc,
+                    extra={
+                        "consumer": consumer.name + self._scope,
+                        "offset": event.offset,
+                        "message_id": event.message_id,
+                        "workspace_id": event.workspace_id,
+                    },
+                )
                 with writing(self._engine) as conn:
                     if self._claim(conn, consumer.name, [event]):
                         record_pipeline_failure(conn, consumer.name, event, exc)
@@ -222,19 +280,26 @@ class Pipeline:
             try:
                 seen = self.run_once()
                 backoff = 0.1
-            except (OperationalError, Unavailable) as exc:
+            except (OperationalError, Unavailable, Contended) as exc:
+                CONSUMER_ERRORS.labels("pipeline", "unavailable").inc()
                 logger.warning(
-                    "pipeline waiting for the database (%s); retry in %.1fs", exc, backoff
+                    "pipeline waiting for the database (%s); retry in %.1fs",
+                    describe_error(exc),
+                    backoff,
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             except Exception:
+                CONSUMER_ERRORS.labels("pipeline", "unexpected").inc()
                 logger.exception("pipeline cycle failed")
                 self._stop.wait(1.0)
                 continue
+            if self._chores and time.monotonic() - self._chores_at >= _CHORE_SECONDS:
+                self._chores_at = time.monotonic()
+                self.run_chores()
             if seen == 0:
-                self._wake.wait(self._idle_poll)
+                self._wake.wait(min(self._idle_poll, _CHORE_SECONDS))
 
     def stop(self) -> None:
         self._stop.set()
@@ -243,21 +308,23 @@ class Pipeline:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def wait_for(self, offset: int, timeout: float = 10.0) -> bool:
-        """Wait until every consumer has processed the log up to `offset` (read-your-writes),
-        whichever process runs them."""
-        deadline = time.monotonic() + timeout
-        while await asyncio.to_thread(lambda: self.position) < offset:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.005)
+
+_ATTEMPTS = 8
+_CHORE_SECONDS = 1.0
+
+
+def _name(chore: Callable[[], object]) -> str:
+    return getattr(chore, "__name__", None) or repr(chore)
+
+
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A conflict between concurrent workers, which the next attempt resolves."""
+    if isinstance(exc, Contended):
         return True
-
-
-def _lock_key(consumer: str) -> int:
-    """The PostgreSQL advisory lock key of one consumer: a signed 64-bit hash of its name."""
-    digest = hashlib.blake2b(f"polku.pipeline\x00{consumer}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def _until_control(events: list[LoggedEvent]) -> list[LoggedEvent]:

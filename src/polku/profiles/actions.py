@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from polku.collect.validate import EventRejected, prepare
 from polku.errors import Conflict, InvalidField
-from polku.events import CHANNELS, NewEvent
+from polku.events import CHANNELS, NewEvent, Receipt
 from polku.identity.queries import profile_identifiers, resolve_profile, unknown_profile
 from polku.profiles.queries import CONSENT_EVENT
 from polku.storage.engine import translate_errors
@@ -96,14 +96,15 @@ async def set_consent(
     source: str = "api",
     *,
     requested_by: str = "admin_api",
-) -> int:
+) -> Receipt:
     """Record that the person behind `profile_id` gave (`granted`) or withdrew consent for
     `purpose` on `channel` (one of `polku.events.CHANNELS`, or ``"*"`` for all of them);
-    `source` says where (``preference_centre``, ``store``, ...). Return the log's head offset.
+    `source` says where (``preference_centre``, ``store``, ...). Return where it went in the
+    log.
 
     Appends a ``Consent Updated`` track event for the profile, stamped like a collected one;
     the profiles consumer applies it (last-write-wins by event time, per purpose and channel).
-    Wait for the pipeline to reach the offset (`Pipeline.wait_for`) to read the result.
+    Wait for the pipeline to process it (`Runtime.progress.wait_for`) to read the result.
 
     Raises `InvalidField` for a bad purpose, channel or source, `NotFound` for an unknown
     profile, `Conflict` for a profile no event could be attributed to.
@@ -153,4 +154,4 @@ async def set_consent(
         raise InvalidField(
             rejection.message, field=field, hint="Correct the value and send it again."
         ) from None
-    return await runtime.log.append([event])
+    return Receipt(await runtime.log.append([event]), event.partition_key)

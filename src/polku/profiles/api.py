@@ -159,7 +159,7 @@ class ConsentChanged(ConsentOutView):
     status: Literal["applied", "pending"] = Field(
         description="pending: recorded, but the pipeline has not applied it yet (HTTP 202)."
     )
-    offset: int = Field(description="Log head after the Consent Updated event was appended.")
+    offset: int = Field(description="Log offset of the Consent Updated event.")
 
 
 # -- shaping ------------------------------------------------------------------------------
@@ -432,7 +432,7 @@ async def change_consent(
     Answers with the profile's consent once the pipeline has applied it; if the pipeline is
     behind, answers 202 with `status: pending`."""
     rt = runtime(request)
-    head = await set_consent(
+    receipt = await set_consent(
         rt,
         workspace,
         profile_id,
@@ -442,10 +442,10 @@ async def change_consent(
         body.source,
         requested_by=REQUESTED_BY,
     )
-    applied = await rt.pipeline.wait_for(head)
+    applied = await rt.progress.wait_for(receipt)
     if not applied:
         response.status_code = 202
     view = await run_in_threadpool(_consent_view, rt, workspace, profile_id)
     return ConsentChanged(
-        **view.model_dump(), status="applied" if applied else "pending", offset=head
+        **view.model_dump(), status="applied" if applied else "pending", offset=receipt.offset
     )

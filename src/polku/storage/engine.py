@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from polku.errors import Unavailable
 from polku.settings import Settings
 
-__all__ = ["log_engine", "log_file", "make_engine", "translate_errors", "writing"]
+__all__ = ["describe_error", "log_engine", "log_file", "make_engine", "translate_errors", "writing"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,11 @@ def log_engine(engine: Engine) -> Engine:
     return _LOG_ENGINES.get(engine, engine)
 
 
-def make_engine(settings: Settings) -> Engine:
-    """The engine for `settings.sqlalchemy_url`, with SQLite tuned for WAL and durability."""
+def make_engine(settings: Settings, *, pool_size: int = 10) -> Engine:
+    """The engine for `settings.sqlalchemy_url`, with SQLite tuned for WAL and durability.
+
+    `pool_size`: PostgreSQL connections kept open (as many again may open under load); a
+    worker needs about one per partition it holds."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,7 @@ def make_engine(settings: Settings) -> Engine:
             f"sqlite:///{log_path}", settings.sqlite_synchronous, pool_size=4
         )
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def _sqlite_engine(url: str, synchronous: str, *, pool_size: int) -> Engine:
@@ -195,3 +198,15 @@ def writing(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(polku_write=True)
         with conn.begin():
             yield conn
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure as one log line, without SQLAlchemy's SQL and parameters.
+
+    SQLAlchemy's text of a driver error appends the statement and its bound parameters
+    (customers' emails, user ids) over several lines; logs keep the driver's own message."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
+from polku.commerce.catalog import tables as catalog_tables
+from polku.commerce.giftcards import tables as giftcard_tables
+from polku.commerce.locations import tables as location_tables
+from polku.commerce.orders import tables as order_tables
+from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
@@ -15,4 +20,15 @@ from polku.storage.metadata import metadata
 
 __all__ = ["metadata"]
 
-_REGISTERED = (access_tables, collect_tables, identity_tables, log_tables, profile_tables)
+_REGISTERED = (
+    access_tables,
+    catalog_tables,
+    collect_tables,
+    giftcard_tables,
+    identity_tables,
+    location_tables,
+    log_tables,
+    order_tables,
+    profile_tables,
+    stock_tables,
+)

@@ -9,8 +9,8 @@ The rows are copied into the log file in its own transactions (``INSERT OR IGNOR
 offset, so a migration interrupted after the copy simply copies again), then the table is
 dropped from the state file in the migration's transaction.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0002b
+Revises: 0002
 Create Date: 2026-12-01 19:20:00
 """
 
@@ -24,14 +24,14 @@ from alembic import op
 
 from polku.storage.engine import log_file
 
-revision = "0002"
-down_revision = "0001"
+revision = "0002b"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 _COLUMNS = (
     '"offset", workspace_id, source_id, message_id, type, event, partition_key, '
-    'received_at, "timestamp", payload'
+    'received_at, "timestamp", payload, partition'
 )
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS log_events ("
@@ -45,6 +45,7 @@ _CREATE = (
     "received_at BIGINT NOT NULL, "
     '"timestamp" BIGINT NOT NULL, '
     "payload BLOB NOT NULL, "
+    "partition INTEGER NOT NULL DEFAULT 0, "
     'CONSTRAINT pk_log_events PRIMARY KEY ("offset"), '
     "CONSTRAINT uq_log_events_workspace_id_message_id UNIQUE (workspace_id, message_id))"
 )
@@ -84,7 +85,7 @@ def upgrade() -> None:
                 target.execute("BEGIN IMMEDIATE")
                 target.executemany(
                     f"INSERT OR IGNORE INTO log_events ({_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [tuple(row) for row in batch],
                 )
                 target.execute("COMMIT")

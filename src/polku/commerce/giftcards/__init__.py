@@ -1,0 +1,1 @@
+"""Gift cards: a ledger per card (issue, redemptions, expiry, cancellation) and its balance."""

@@ -1,0 +1,1 @@
+"""Stores and warehouses: addresses, coordinates, opening hours, nearest and open now."""

@@ -1,0 +1,1 @@
+"""Orders from every channel, and the preferences learnt from them."""

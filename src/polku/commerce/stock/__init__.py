@@ -1,0 +1,1 @@
+"""Stock per SKU and location: levels, movements, reservations, availability."""
