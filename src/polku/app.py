@@ -16,6 +16,7 @@ from polku.collect.api import router as collect_router
 from polku.commerce.catalog.api import router as catalog_router
 from polku.commerce.giftcards.api import router as giftcards_router
 from polku.commerce.locations.api import router as locations_router
+from polku.commerce.returns.api import router as returns_router
 from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
@@ -80,6 +81,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "giftcards",
                 "description": "Gift cards: issue, balance, partial redemption, expiry, ledger.",
             },
+            {
+                "name": "returns",
+                "description": "Returns and their windows, inspection, refunds, the outlet.",
+            },
         ],
     )
     if runtime is not None:
@@ -104,6 +109,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(stock_router)
     app.include_router(giftcards_router)
+    app.include_router(returns_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

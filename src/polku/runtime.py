@@ -27,6 +27,7 @@ from polku.collect.live import LiveFeed, NatsFeed, TableFeed
 from polku.commerce.giftcards.actions import expire_due
 from polku.commerce.giftcards.projection import GiftCardsConsumer
 from polku.commerce.orders.projection import OrdersConsumer
+from polku.commerce.returns.projection import ReturnsConsumer
 from polku.commerce.stock.actions import release_expired
 from polku.commerce.stock.projection import StockConsumer
 from polku.errors import PolkuError, Unavailable
@@ -171,6 +172,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         StockConsumer(),
         OrdersConsumer(),
         GiftCardsConsumer(),
+        ReturnsConsumer(),
     ]
 
 

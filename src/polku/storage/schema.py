@@ -12,6 +12,7 @@ from polku.commerce.catalog import tables as catalog_tables
 from polku.commerce.giftcards import tables as giftcard_tables
 from polku.commerce.locations import tables as location_tables
 from polku.commerce.orders import tables as order_tables
+from polku.commerce.returns import tables as return_tables
 from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
@@ -30,5 +31,6 @@ _REGISTERED = (
     log_tables,
     order_tables,
     profile_tables,
+    return_tables,
     stock_tables,
 )
