@@ -16,6 +16,7 @@ from polku.collect.api import router as collect_router
 from polku.commerce.catalog.api import router as catalog_router
 from polku.commerce.giftcards.api import router as giftcards_router
 from polku.commerce.locations.api import router as locations_router
+from polku.commerce.orders.api import router as orders_router
 from polku.commerce.returns.api import router as returns_router
 from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
@@ -71,6 +72,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "locations",
                 "description": "Stores and warehouses: opening hours, open now, nearest.",
             },
+            {
+                "name": "orders",
+                "description": "Orders from every channel, preferences, checkout defaults.",
+            },
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
             {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
             {
@@ -108,6 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(locations_router)
     app.include_router(ops_router)
     app.include_router(stock_router)
+    app.include_router(orders_router)
     app.include_router(giftcards_router)
     app.include_router(returns_router)
 
