@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from polku import __version__
 from polku.collect.api import router as collect_router
+from polku.commerce.carts.api import router as carts_router
 from polku.commerce.catalog.api import router as catalog_router
 from polku.commerce.giftcards.api import router as giftcards_router
 from polku.commerce.locations.api import router as locations_router
@@ -83,6 +84,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "description": "Stock per location, availability, click-and-collect reservations.",
             },
             {
+                "name": "carts",
+                "description": "One cart per customer across devices, priced from the catalogue.",
+            },
+            {
                 "name": "giftcards",
                 "description": "Gift cards: issue, balance, partial redemption, expiry, ledger.",
             },
@@ -113,6 +118,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(locations_router)
     app.include_router(ops_router)
     app.include_router(stock_router)
+    app.include_router(carts_router)
     app.include_router(orders_router)
     app.include_router(giftcards_router)
     app.include_router(returns_router)

@@ -24,6 +24,7 @@ from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
+from polku.commerce.carts.projection import CartsConsumer
 from polku.commerce.giftcards.actions import expire_due
 from polku.commerce.giftcards.projection import GiftCardsConsumer
 from polku.commerce.orders.projection import OrdersConsumer
@@ -170,6 +171,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         IdentityConsumer(identity),
         ProfilesConsumer(),
         StockConsumer(),
+        CartsConsumer(identity),
         OrdersConsumer(),
         GiftCardsConsumer(),
         ReturnsConsumer(),

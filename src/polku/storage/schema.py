@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
+from polku.commerce.carts import tables as cart_tables
 from polku.commerce.catalog import tables as catalog_tables
 from polku.commerce.giftcards import tables as giftcard_tables
 from polku.commerce.locations import tables as location_tables
@@ -23,6 +24,7 @@ __all__ = ["metadata"]
 
 _REGISTERED = (
     access_tables,
+    cart_tables,
     catalog_tables,
     collect_tables,
     giftcard_tables,
