@@ -25,6 +25,7 @@ from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
 from polku.commerce.carts.projection import CartsConsumer
+from polku.commerce.catalog.related import BoughtTogether
 from polku.commerce.giftcards.actions import expire_due
 from polku.commerce.giftcards.projection import GiftCardsConsumer
 from polku.commerce.orders.projection import OrdersConsumer
@@ -172,6 +173,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         ProfilesConsumer(),
         StockConsumer(),
         CartsConsumer(identity),
+        BoughtTogether(),
         OrdersConsumer(),
         GiftCardsConsumer(),
         ReturnsConsumer(),
