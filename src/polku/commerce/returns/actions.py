@@ -672,8 +672,8 @@ def _listings(
             "outlet units are sold in the store that received them.",
             field=f"lines[{wanted[0][0]}].outcome",
             code="outlet_needs_store",
-            hint="Restock or dispose of units received at a warehouse, or transfer them to a "
-            "store first.",
+            hint="Restock or dispose of units received at a warehouse; outlet units come from "
+            "returns that a store receives.",
         )
     policy = get_policy(conn, ws)
     percent = policy.outlet_discount_percent
@@ -742,8 +742,8 @@ def refund(
         unknown = [line.sku for line in found.lines if line.unit_paid_minor is None]
         if currency is None or unknown:
             raise Conflict(
-                f"Order {found.order_id!r} names no price"
-                + (f" for {', '.join(map(repr, unknown))}" if unknown else " currency")
+                f"Order {found.order_id!r} names "
+                + (f"no price for {', '.join(map(repr, unknown))}" if unknown else "no currency")
                 + ": Polku cannot tell what was paid.",
                 field="return_id",
                 code="unknown_price",
