@@ -231,6 +231,30 @@ def test_a_stated_store_wins_and_cash_is_never_a_checkout_default(shop: Polku) -
     )
 
 
+def test_a_store_known_only_from_visits(shop: Polku) -> None:
+    sanna = customer(shop)
+    visits = [("tre-ratina", 3), ("tre-ratina", 4), ("hki-kamppi", 5)]
+    send(
+        shop,
+        *(
+            message(
+                "track",
+                event="Store Visited",
+                userId=USER,
+                properties={"store_id": store, "method": "check_in"},
+                timestamp=when(day),
+            )
+            for store, day in visits
+        ),
+    )
+    store = get(shop, f"/v1/profiles/{sanna}/preferences")["store"]
+    assert (store["value"], store["reason"]) == (
+        "tre-ratina",
+        "visited in 2 of the last 3 store visits",
+    )
+    assert store["evidence"]["by_kind"] == {"visit": 2}
+
+
 def test_a_store_without_click_and_collect_is_shown_but_not_preselected(shop: Polku) -> None:
     customer(shop)
     send(shop, receipt(3, "oulu-outlet"), receipt(4, "oulu-outlet"))

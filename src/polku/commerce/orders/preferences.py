@@ -121,7 +121,6 @@ class Preferences:
     store: Preference | None
     payment_method: Preference | None
     observations: dict[str, tuple[Observation, ...]] = field(default_factory=dict)
-    traits: dict[str, Any] = field(default_factory=dict)
 
 
 # -- inference --------------------------------------------------------------------------------
@@ -162,7 +161,12 @@ def _store_reason(evidence: Evidence, purchases: int, visits: int) -> str:
             parts[-1] += f" ({detail})"
     if seen:
         times = "once" if seen == 1 else f"{seen} times"
-        parts.append(f"visited {times}" if chosen else f"visited {times} of {visits} store visits")
+        if chosen:
+            parts.append(f"visited {times}")
+        elif seen == visits:
+            parts.append(f"visited in all of the last {visits} store visits")
+        else:
+            parts.append(f"visited in {seen} of the last {visits} store visits")
     return "; ".join(parts)
 
 
@@ -287,7 +291,6 @@ def preferences_of(
         store=_stated(profile.traits, "store", infer(seen["store"], store=True)),
         payment_method=_stated(profile.traits, "payment_method", infer(seen["payment_method"])),
         observations=seen,
-        traits=profile.traits,
     )
 
 
