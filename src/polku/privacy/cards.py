@@ -40,7 +40,14 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["CODE", "EXEMPT_KEYS", "CardNumberFound", "card_network", "find_card_number"]
+__all__ = [
+    "CODE",
+    "EXEMPT_KEYS",
+    "CardNumberFound",
+    "card_network",
+    "find_card_number",
+    "mask_card_numbers",
+]
 
 CODE: Final = "card_number"
 """The rejection code collection gives an event with a card number in it."""
@@ -230,6 +237,16 @@ def _mask(text: str) -> str:
         pieces += [text[done : run.start()], hidden]
         done = keep
     return "".join([*pieces, text[done:]])
+
+
+def mask_card_numbers(data: bytes) -> bytes:
+    """`data` (any text, e.g. a rejected request's raw body) with every card number's digits
+    but the last four replaced by ``*``; unchanged, and cheaply, when it holds none."""
+    if sum(1 for b in data if 48 <= b <= 57) < _MIN_DIGITS:
+        return data
+    text = data.decode("utf-8", "replace")
+    masked = _mask(text)
+    return data if masked == text else masked.encode()
 
 
 def _redact(value: Any, depth: int = 0) -> Any:

@@ -160,3 +160,14 @@ def test_a_card_number_in_the_page_url_is_refused(polku: Polku) -> None:
     response = polku.send("/v1/page", page)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == "context.page.url"
+
+
+def test_a_request_refused_whole_keeps_no_card_number_in_its_dead_letter(polku: Polku) -> None:
+    body = {
+        "batch": {"type": "track", "userId": "u1", "properties": {"note": "4111 1111 1111 1111"}}
+    }
+    response = polku.client.post("/v1/batch", json=body, auth=polku.auth)
+    assert response.status_code == 400  # `batch` is not a list: refused before any message
+    stored = polku.client.get("/v1/debugger/rejections", headers=polku.admin).json()
+    text = str(stored["rejections"][0]["payload"])
+    assert "4111 1111 1111 1111" not in text and "**** **** **** 1111" in text
