@@ -13,9 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from polku import __version__
 from polku.collect.api import router as collect_router
+from polku.commerce.carts.api import router as carts_router
 from polku.commerce.catalog.api import router as catalog_router
 from polku.commerce.giftcards.api import router as giftcards_router
 from polku.commerce.locations.api import router as locations_router
+from polku.commerce.orders.api import router as orders_router
+from polku.commerce.returns.api import router as returns_router
 from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
@@ -70,6 +73,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "locations",
                 "description": "Stores and warehouses: opening hours, open now, nearest.",
             },
+            {
+                "name": "orders",
+                "description": "Orders from every channel, preferences, checkout defaults.",
+            },
             {"name": "debugger", "description": "What arrived, and what was rejected and why."},
             {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
             {
@@ -77,8 +84,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "description": "Stock per location, availability, click-and-collect reservations.",
             },
             {
+                "name": "carts",
+                "description": "One cart per customer across devices, priced from the catalogue.",
+            },
+            {
                 "name": "giftcards",
                 "description": "Gift cards: issue, balance, partial redemption, expiry, ledger.",
+            },
+            {
+                "name": "returns",
+                "description": "Returns and their windows, inspection, refunds, the outlet.",
             },
         ],
     )
@@ -103,7 +118,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(locations_router)
     app.include_router(ops_router)
     app.include_router(stock_router)
+    app.include_router(carts_router)
+    app.include_router(orders_router)
     app.include_router(giftcards_router)
+    app.include_router(returns_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

@@ -24,9 +24,12 @@ from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
+from polku.commerce.carts.projection import CartsConsumer
+from polku.commerce.catalog.related import BoughtTogether
 from polku.commerce.giftcards.actions import expire_due
 from polku.commerce.giftcards.projection import GiftCardsConsumer
 from polku.commerce.orders.projection import OrdersConsumer
+from polku.commerce.returns.projection import ReturnsConsumer
 from polku.commerce.stock.actions import release_expired
 from polku.commerce.stock.projection import StockConsumer
 from polku.errors import PolkuError, Unavailable
@@ -171,8 +174,11 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         IdentityConsumer(identity),
         ProfilesConsumer(),
         StockConsumer(),
+        CartsConsumer(identity),
+        BoughtTogether(),
         OrdersConsumer(),
         GiftCardsConsumer(),
+        ReturnsConsumer(),
     ]
 
 

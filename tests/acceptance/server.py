@@ -74,7 +74,7 @@ class PolkuServer:
             return "(no output)"
         return self.log_path.read_text("utf-8", "replace")
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """Start the process and return once GET /health answers 200."""
         assert self.process is None or self.process.poll() is not None, "already running"
         command = [

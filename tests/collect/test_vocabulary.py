@@ -95,6 +95,11 @@ POLKU_EVENTS = [
     "Gift Card Redeemed",
     "Gift Card Expired",
     "Gift Card Cancelled",
+    "Return Inspected",
+    "Return Cancelled",
+    "Outlet Item Reserved",
+    "Outlet Item Released",
+    "Outlet Item Sold",
 ]
 
 
@@ -452,6 +457,11 @@ def test_each_polku_event_with_requirements_names_them() -> None:
         "Gift Card Redeemed": {"giftcard_id", "amount", "currency"},
         "Gift Card Expired": {"giftcard_id", "amount", "currency"},
         "Gift Card Cancelled": {"giftcard_id", "amount", "currency"},
+        "Return Inspected": {"return_id", "location_id"},
+        "Return Cancelled": {"return_id"},
+        "Outlet Item Reserved": {"listing_id", "store_id"},
+        "Outlet Item Released": {"listing_id", "store_id"},
+        "Outlet Item Sold": {"listing_id", "store_id"},
     }
     for name in POLKU_EVENTS:
         required = expected.get(name, set())

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, select
 
 from polku.collect.tables import dead_letters
 from polku.events import LoggedEvent
+from polku.privacy.cards import mask_card_numbers
 
 __all__ = ["Rejection", "list_rejections", "record_pipeline_failure", "record_rejections"]
 
@@ -57,7 +58,9 @@ def _payload_bytes(payload: Any) -> bytes | None:
                 data = repr(payload)[:_MAX_PAYLOAD].encode("utf-8", "replace")
             except RecursionError:
                 data = b"(nested too deeply to show)"
-    return data[:_MAX_PAYLOAD]
+    # A request refused before its messages were checked (an unknown write key, a broken
+    # batch) is kept raw: mask card numbers here too, so none is ever stored.
+    return mask_card_numbers(data[:_MAX_PAYLOAD])
 
 
 def _text(value: str | None, limit: int | None = None) -> str | None:

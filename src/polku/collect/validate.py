@@ -26,6 +26,8 @@ from polku.collect.deadletters import Rejection
 from polku.collect.vocabulary import check_properties
 from polku.events import CHANNELS, MESSAGE_TYPES, NewEvent, to_iso
 from polku.identity.identifiers import MAX_VALUE_LENGTH, IdentityConfig, extract, junk_reason
+from polku.privacy.cards import CODE as CARD_NUMBER
+from polku.privacy.cards import find_card_number
 
 __all__ = ["EventRejected", "prepare"]
 
@@ -234,6 +236,10 @@ def prepare(
         )
     msg = dict(raw)
     msg.pop("writeKey", None)
+    # First, so that no rejection, for this or any other reason, keeps a card number.
+    card = find_card_number(msg)
+    if card is not None:
+        raise _reject(CARD_NUMBER, card.field, card.message, card.redacted, index)
 
     declared = msg.get("type")
     if implied_type is not None:

@@ -810,6 +810,105 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
         },
         required={"giftcard_id", "amount", "currency"},
     ),
+    # returns and the outlet (Polku's decisions: polku.commerce.returns)
+    _event(
+        "Return Inspected",
+        "store",
+        "Returned units were inspected: back to stock as new, to the store's outlet, or disposed.",
+        {
+            "return_id": _id("Return (RMA) id."),
+            "order_id": _id("Id of the order the products came from."),
+            "location_id": _id("The store or warehouse that received and inspected them."),
+            "products": PropertySpec(
+                "array",
+                "Each SKU's units by outcome, each an Inspected product object.",
+                items=MappingProxyType(
+                    {
+                        "sku": _id("Stock-keeping unit."),
+                        "product_id": _id("Database id of the product."),
+                        "quantity": _count("Number of units with this outcome."),
+                        "outcome": _text("`restock` (on hand again), `outlet` or `dispose`."),
+                        "condition": _text("What the inspection found, e.g. `box opened`."),
+                    }
+                ),
+                item_name="Inspected product",
+            ),
+            "outlet": PropertySpec(
+                "array",
+                "The outlet listings made, one per unit, each an Outlet listing object.",
+                items=MappingProxyType(
+                    {
+                        "listing_id": _id("The listing's id."),
+                        "sku": _id("Stock-keeping unit."),
+                        "product_id": _id("Database id of the product."),
+                        "name": _text("Product name."),
+                        "price": _money("Outlet price, in `currency`."),
+                        "original_price": _money("Catalogue price when it was listed."),
+                        "discount_percent": _count("The discount, in percent."),
+                        "currency": _CURRENCY,
+                        "condition": _text("What the inspection found."),
+                    }
+                ),
+                item_name="Outlet listing",
+            ),
+            "currency": _CURRENCY,
+            "staff_id": _id("Staff member who inspected them."),
+        },
+        required={"return_id", "location_id"},
+    ),
+    _event(
+        "Return Cancelled",
+        "store",
+        "A requested return will not come back; its units can be returned again.",
+        {
+            "return_id": _id("Return (RMA) id."),
+            "order_id": _id("Id of the order the products came from."),
+            "reason": _text("Why, in the customer's or staff's words."),
+        },
+        required={"return_id"},
+    ),
+    _event(
+        "Outlet Item Reserved",
+        "store",
+        "A returned unit on a store's outlet shelf was held for a customer.",
+        {
+            "listing_id": _id("The outlet listing."),
+            "store_id": _STORE_REQUIRED,
+            "sku": _id("Stock-keeping unit."),
+            "price": _money("Outlet price, in `currency`."),
+            "currency": _CURRENCY,
+            "reserved_until": PropertySpec("datetime", "When the hold ends by itself."),
+        },
+        required={"listing_id", "store_id"},
+    ),
+    _event(
+        "Outlet Item Released",
+        "store",
+        "A held outlet unit was let go before its time; it is on sale again.",
+        {
+            "listing_id": _id("The outlet listing."),
+            "store_id": _STORE_REQUIRED,
+            "sku": _id("Stock-keeping unit."),
+            "price": _money("Outlet price, in `currency`."),
+            "currency": _CURRENCY,
+            "reason": _text("Why, e.g. `cancelled`."),
+        },
+        required={"listing_id", "store_id"},
+    ),
+    _event(
+        "Outlet Item Sold",
+        "store",
+        "A returned unit was sold at its outlet price in the store that received it.",
+        {
+            "listing_id": _id("The outlet listing."),
+            "store_id": _STORE_REQUIRED,
+            "sku": _id("Stock-keeping unit."),
+            "price": _money("Outlet price paid, in `currency`."),
+            "currency": _CURRENCY,
+            "receipt_id": _id("Receipt number of the sale."),
+        },
+        required={"listing_id", "store_id"},
+    ),
 )
 
 

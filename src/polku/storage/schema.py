@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from polku.access import tables as access_tables
 from polku.collect import tables as collect_tables
+from polku.commerce.carts import tables as cart_tables
 from polku.commerce.catalog import tables as catalog_tables
 from polku.commerce.giftcards import tables as giftcard_tables
 from polku.commerce.locations import tables as location_tables
 from polku.commerce.orders import tables as order_tables
+from polku.commerce.returns import tables as return_tables
 from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
@@ -22,6 +24,7 @@ __all__ = ["metadata"]
 
 _REGISTERED = (
     access_tables,
+    cart_tables,
     catalog_tables,
     collect_tables,
     giftcard_tables,
@@ -30,5 +33,6 @@ _REGISTERED = (
     log_tables,
     order_tables,
     profile_tables,
+    return_tables,
     stock_tables,
 )

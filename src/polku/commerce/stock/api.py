@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from polku.commerce.locations.geo import locate_postal_code
+from polku.commerce.orders.preferences import preferred_store
 from polku.commerce.stock import actions, queries
 from polku.errors import InvalidField, NotFound
 from polku.http import AdminWorkspace, json_response, runtime
@@ -123,10 +124,13 @@ def _preferred(rt: Runtime, ws: str, store: str | None, profile: str | None) -> 
         return store
     with translate_errors("reading the profile"), rt.engine.connect() as conn:
         found = get_profile(conn, ws, profile, rt.identity)
-    if found is None:
-        raise NotFound(f"Unknown profile {profile!r}.", field="profile", code="unknown_profile")
-    value = found.traits.get("preferred_store")
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        if found is None:
+            raise NotFound(f"Unknown profile {profile!r}.", field="profile", code="unknown_profile")
+        value = found.traits.get("preferred_store")
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        # No store stated: the one the person's orders, pickups and visits point to.
+        return preferred_store(conn, ws, found.profile_id, rt.identity)
 
 
 @router.get("/v1/availability")

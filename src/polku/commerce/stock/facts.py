@@ -6,6 +6,9 @@ consumer, the API that records the event, and a replay all agree.
 - `Stock Adjusted`: on-hand changes by each line's signed quantity.
 - `POS Order Completed`: on-hand down at `store_id` (a till sale happened; never refused,
   even below zero: the shelf was real, the record was not).
+- `Return Inspected`: on-hand up at `location_id` by the units of each line whose
+  `outcome` is `restock` (returned goods back on the shelf as new; outlet and disposed units
+  are not stock).
 - `Stock Counted` sets on-hand to what was counted; its change depends on the level at the
   moment it is applied, so it is a `Count`, turned into moves under the row lock.
 
@@ -120,6 +123,20 @@ def effect_of(event: str | None, properties: Mapping[str, Any]) -> Effect | None
             return None
         moves = tuple(Move(store, sku, on_hand=-q) for sku, q in _lines(properties) if q > 0)
         return Effect("sold", moves, reference=_text(properties.get("receipt_id")))
+    if event == "Return Inspected":
+        location = _text(properties.get("location_id"))
+        if location is None:
+            return None
+        restocked = properties.get("products")
+        lines = [
+            line
+            for line in (restocked if isinstance(restocked, list) else [])
+            if isinstance(line, Mapping) and line.get("outcome") == "restock"
+        ]
+        moves = tuple(
+            Move(location, sku, on_hand=q) for sku, q in _lines({"products": lines}) if q > 0
+        )
+        return Effect("returned", moves, reference=_text(properties.get("return_id")))
     if event == "Stock Counted":
         location = _text(properties.get("location_id"))
         if location is None:

@@ -196,6 +196,7 @@ _FACTS = frozenset(
         "Stock Adjusted",
         "Stock Counted",
         "POS Order Completed",
+        "Return Inspected",  # its restocked units (facts.effect_of)
     }
 )
 

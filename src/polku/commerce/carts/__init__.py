@@ -1,0 +1,1 @@
+"""Carts across devices: one cart per person, kept from the cart events Polku records."""
