@@ -18,7 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from polku.commerce.stock.tables import levels, movements
 from polku.storage.bulk import insert_rows
 
-__all__ = ["Level", "Move", "apply_moves", "is_applied", "lock_levels", "read_levels"]
+__all__ = [
+    "Level",
+    "Move",
+    "apply_moves",
+    "is_applied",
+    "lock_batch",
+    "lock_levels",
+    "read_levels",
+]
 
 _IN_CHUNK = 400
 _Key = tuple[str, str]  # (location_id, sku)
@@ -77,6 +85,38 @@ def _levels(
         for location_id, sku, on_hand, reserved in conn.execute(query):
             found[(location_id, sku)] = Level(int(on_hand), int(reserved))
     return found
+
+
+def lock_batch(conn: Connection, keys: Iterable[tuple[str, str, str]]) -> None:
+    """Lock every (workspace, location, SKU) level a batch of events will move, all at once
+    and in key order, creating the missing rows first (PostgreSQL only).
+
+    Workers project several partitions at once, and one batch moves the levels of many SKUs
+    in the order of its events; two batches moving the same two SKUs in opposite orders
+    would deadlock. Taking every row lock up front, sorted, makes them queue instead."""
+    if conn.dialect.name != "postgresql":
+        return
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    now = 0
+    for start in range(0, len(wanted), _IN_CHUNK):
+        part = wanted[start : start + _IN_CHUNK]
+        missing = postgresql.insert(levels).on_conflict_do_nothing(
+            index_elements=["workspace_id", "location_id", "sku"]
+        )
+        conn.execute(
+            missing,
+            [
+                {"workspace_id": ws, "location_id": loc, "sku": sku, "updated_at": now}
+                for ws, loc, sku in part
+            ],
+        )
+    by_workspace: dict[str, list[_Key]] = defaultdict(list)
+    for ws, loc, sku in wanted:
+        by_workspace[ws].append((loc, sku))
+    for ws in sorted(by_workspace):
+        _levels(conn, ws, by_workspace[ws], lock=True)
 
 
 def is_applied(conn: Connection, workspace_id: str, movement_id: str) -> bool:

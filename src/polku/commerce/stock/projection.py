@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from polku.commerce.stock.facts import effect_of, lines_of
-from polku.commerce.stock.levels import Move, apply_moves, is_applied, lock_levels
+from polku.commerce.stock.levels import Move, apply_moves, is_applied, lock_batch, lock_levels
 from polku.commerce.stock.tables import levels, movements, reservation_lines, reservations
 from polku.events import LoggedEvent, NewEvent, to_ms
 from polku.pipeline.consumer import Apply
@@ -183,6 +183,8 @@ class StockConsumer:
         relevant = [e for e in events if e.event is not None and _may_move(e.event)]
 
         def apply(writer: Connection) -> None:
+            if shared:
+                lock_batch(writer, (key for event in relevant for key in _keys(event)))
             for event in relevant:
                 apply_event(writer, event, event.message)
 
@@ -199,6 +201,19 @@ _FACTS = frozenset(
         "Return Inspected",  # its restocked units (facts.effect_of)
     }
 )
+
+
+def _keys(event: LoggedEvent) -> list[tuple[str, str, str]]:
+    """The (workspace, location, SKU) levels an event may move, from the event alone."""
+    properties = event.message.get("properties")
+    if not isinstance(properties, dict):
+        return []
+    places = [
+        properties.get(key)
+        for key in ("location_id", "store_id", "from_location_id", "to_location_id")
+    ]
+    found = [str(p)[:100] for p in places if isinstance(p, (str, int)) and str(p)]
+    return [(event.workspace_id, loc, sku) for loc in found for sku, _ in lines_of(properties)]
 
 
 def _may_move(name: str) -> bool:
