@@ -598,12 +598,15 @@ def test_replay_rebuilds_the_same_carts(shop: Polku) -> None:
 # -- the production mode's workers ------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_two_partitions_projected_at_once_build_each_persons_one_cart(shop: Polku) -> None:
     """Workers project a person's anonymous and signed-in events from two partitions at
-    the same moment; the carts consumer locks the carts it changes, so every unit counts."""
+    the same moment (several workers share the partitions on PostgreSQL only); the carts
+    consumer locks the carts it changes, so every unit counts."""
     engine = shop.runtime.engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several workers share the partitions on PostgreSQL only")
+    assert engine.dialect.name == "postgresql"
     pipeline = shop.runtime.pipeline
     assert pipeline is not None
     shop.settle()
