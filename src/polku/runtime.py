@@ -161,7 +161,7 @@ class Runtime:
 
 
 @dataclass(frozen=True)
-class Backends:
+class ChoreBackends:
     """The state database and the outbox, for work outside a `Runtime` (a worker's chores)."""
 
     engine: Engine
@@ -303,7 +303,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         default_region=settings.phone_region, shared_devices=settings.shared_devices
     )
     log = nats_log(settings)
-    backends = Backends(engine, Outbox(engine, log, settings.partitions))
+    backends = ChoreBackends(engine, Outbox(engine, log, settings.partitions))
     worker = Worker(
         engine,
         log,

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
@@ -39,7 +39,7 @@ from polku.log.nats import partition_of
 from polku.log.tables import outbox
 from polku.storage.engine import translate_errors, writing
 
-__all__ = ["Outbox", "Relay", "Transaction", "stage"]
+__all__ = ["Backends", "Outbox", "Relay", "Transaction", "stage"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,17 @@ class Transaction:
     def record(self, *events: NewEvent) -> None:
         """Make `events` part of this transaction: in the outbox exactly when it commits."""
         self.events.extend(events)
+
+
+class Backends(Protocol):
+    """What an action that decides needs: the state database and the outbox (a `Runtime`
+    is one; a worker builds its own for the timers it runs)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
 
 class Outbox:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from polku.collect.internal import internal_event
 from polku.commerce.carts.lines import LineState, fold, get_change
@@ -48,7 +48,7 @@ from polku.commerce.catalog.queries import Variant, get_product, get_variant
 from polku.errors import Conflict, InvalidField, NotFound, Unavailable
 from polku.events import CHANNELS, NewEvent
 from polku.identity.identifiers import IdentityConfig
-from polku.log.outbox import Outbox
+from polku.log.outbox import Backends as Decides
 from polku.storage.engine import translate_errors
 
 __all__ = [
@@ -68,14 +68,8 @@ _KEY_PREFIX = "cart-"
 MAX_KEY = 150
 
 
-class Backends(Protocol):
-    """What cart actions need (a `Runtime` is one)."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
+class Backends(Decides, Protocol):
+    """What cart actions need: a decision's backends, and the identity configuration."""
 
     @property
     def identity(self) -> IdentityConfig: ...

@@ -19,10 +19,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from polku.collect.internal import internal_event
 from polku.commerce.catalog.money import currency_code, from_minor, price_minor
@@ -46,7 +46,7 @@ from polku.errors import Conflict, InvalidField, NotFound
 from polku.events import NewEvent, to_iso
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.queries import profile_identifiers
-from polku.log.outbox import Outbox, Transaction
+from polku.log.outbox import Backends, Transaction
 from polku.profiles.queries import resolve
 
 __all__ = [
@@ -69,16 +69,6 @@ __all__ = [
 REASONS: Final = ("refund", "sale", "goodwill")
 DEFAULT_VALIDITY: Final = timedelta(days=730)
 MAX_VALIDITY: Final = timedelta(days=3660)
-
-
-class Backends(Protocol):
-    """The state database and the outbox (a `Runtime` is one)."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from polku.collect.internal import internal_event
 from polku.commerce.catalog.money import from_minor, minor_digits
@@ -50,7 +50,7 @@ from polku.commerce.returns.tables import policies, returns, windows
 from polku.commerce.stock.projection import apply_event as apply_stock
 from polku.errors import Conflict, InvalidField, NotFound
 from polku.events import NewEvent, to_iso
-from polku.log.outbox import Outbox, Transaction
+from polku.log.outbox import Backends, Transaction
 from polku.log.tables import log_events
 
 __all__ = [
@@ -73,16 +73,6 @@ RETURN_METHODS: Final = ("store", "post", "courier", "locker")
 REFUND_METHODS: Final = ("original_payment", "gift_card")
 MAX_QUANTITY: Final = 10_000
 MAX_WINDOW_DAYS: Final = 3660
-
-
-class Backends(Protocol):
-    """The state database and the outbox (a `Runtime` is one)."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from polku.collect.internal import internal_event
 from polku.commerce.catalog.queries import get_variants
@@ -33,7 +33,7 @@ from polku.commerce.stock.projection import PICKED_UP, READY, RELEASED, RESERVED
 from polku.commerce.stock.tables import reservation_lines, reservations
 from polku.errors import Conflict, InvalidField, NotFound
 from polku.events import NewEvent, to_iso
-from polku.log.outbox import Outbox
+from polku.log.outbox import Backends, Outbox
 
 __all__ = [
     "Backends",
@@ -52,17 +52,6 @@ __all__ = [
 ]
 
 MAX_QUANTITY = 1_000_000
-
-
-class Backends(Protocol):
-    """What stock actions need: the state database and the outbox (a `Runtime` is one; a
-    worker builds its own for the reservation timer)."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
 
 
 MAX_HOLD = timedelta(days=14)
