@@ -65,6 +65,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # loc is ("body", <character position>)
+            where = (first.get("loc") or ("body", "?"))[-1]
+            return json_response(
+                {
+                    "error": {
+                        "code": "invalid_json",
+                        "message": f"The body is not valid JSON (at character {where}): "
+                        f"{(first.get('ctx') or {}).get('error', 'decode error')}.",
+                        "hint": "Send a JSON object; check it with a JSON validator.",
+                    }
+                },
+                400,
+            )
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
         field = ".".join(location) or None
         return json_response(

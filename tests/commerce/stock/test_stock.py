@@ -415,3 +415,14 @@ def test_live_availability_pushes_a_change_to_a_product_page(shop: Polku) -> Non
     watcher.join(15)
     assert len(seen) == 2
     assert '"hki-kamppi":1' in seen[0] and '"hki-kamppi":5' in seen[1]
+
+
+def test_a_body_that_is_not_json_gets_invalid_json(shop: Polku) -> None:
+    response = shop.client.post(
+        "/v1/stock/receipts",
+        content=b"{not json",
+        headers={**shop.admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json" and "not valid JSON" in error["message"]
