@@ -1,0 +1,68 @@
+"""The migrations build exactly the schema the code's tables describe, on both backends.
+
+Every package declares its tables in SQLAlchemy Core and ships an Alembic migration for
+them; this catches the two drifting apart (a column added to `tables.py` and forgotten in
+the migration, an index named differently), which would otherwise surface as an error in
+production only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from polku.log.tables import log_events
+from polku.settings import Settings
+from polku.storage.engine import log_engine, make_engine
+from polku.storage.migrate import alembic_config, upgrade
+from polku.storage.schema import metadata
+
+
+def _differences(engine: Engine, *, log: bool | None = None) -> list[Any]:
+    """What differs between `metadata` and the database; `log` True: the log table only,
+    False: everything but it, None: everything."""
+
+    def include(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)  # `ddl_if(dialect=)`
+        if only_on is not None and only_on != engine.dialect.name:
+            return False
+        table = obj if kind == "table" else getattr(obj, "table", None)
+        if log is None or table is None:
+            return True
+        return (table.name == log_events.name) == log
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "compare_server_default": False,
+                "include_object": include,
+            },
+        )
+        return list(compare_metadata(context, metadata))
+
+
+def test_one_head() -> None:
+    """New migrations revise the newest one, so the history stays one line."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, f"several migration heads {heads}: revise the newest one"
+
+
+def test_migrated_schema_matches_the_tables(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+        upgrade(engine)  # idempotent
+        if settings.is_sqlite:  # the log lives in a file of its own (`polku.storage.engine`)
+            differences = _differences(engine, log=False)
+            differences += _differences(log_engine(engine), log=True)
+        else:
+            differences = _differences(engine)
+    finally:
+        engine.dispose()
+    assert differences == []
