@@ -18,6 +18,7 @@ from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
+from polku.signals import tables as signal_tables
 from polku.storage.metadata import metadata
 
 __all__ = ["metadata"]
@@ -34,5 +35,6 @@ _REGISTERED = (
     order_tables,
     profile_tables,
     return_tables,
+    signal_tables,
     stock_tables,
 )
