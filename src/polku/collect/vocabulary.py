@@ -155,6 +155,11 @@ CATEGORIES: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             "A gift card's ledger as Polku keeps it: issued, redeemed, expired, cancelled. "
             "Amounts are in the card's currency; the code itself is never in an event.",
         ),
+        "signals": (
+            "Buying signals",
+            "What staff and agents did with a routed buying signal (polku.signals): claimed, "
+            "acknowledged, an outcome, closed. Keyed by the profile (`profile:<id>`).",
+        ),
     }
 )
 """Event categories in the order the docs show them: key -> (title, one-line explanation)."""
@@ -908,6 +913,55 @@ _DECLARED: Final[tuple[EventSpec, ...]] = (
             "receipt_id": _id("Receipt number of the sale."),
         },
         required={"listing_id", "store_id"},
+    ),
+    # buying signals (Polku's decisions on routed signals: polku.signals.actions)
+    _event(
+        "Signal Claimed",
+        "signals",
+        "A staff member or agent took a routed buying signal: the customer is theirs for now.",
+        {
+            "signal_id": _id("The signal."),
+            "profile_id": _id("The customer's profile."),
+            "kind": _text("The signal's kind, e.g. `purchase_intent`."),
+            "staff_id": _id("Who claimed it."),
+        },
+        required={"signal_id", "staff_id"},
+    ),
+    _event(
+        "Signal Acknowledged",
+        "signals",
+        "The claimer has seen the signal and is acting on it.",
+        {
+            "signal_id": _id("The signal."),
+            "profile_id": _id("The customer's profile."),
+            "staff_id": _id("Who acknowledged it."),
+        },
+        required={"signal_id"},
+    ),
+    _event(
+        "Signal Outcome Recorded",
+        "signals",
+        "What came of a signal: `contacted`, `reserved`, `sold` or `not_interested`.",
+        {
+            "signal_id": _id("The signal."),
+            "profile_id": _id("The customer's profile."),
+            "outcome": _text("`contacted`, `reserved`, `sold` or `not_interested`."),
+            "staff_id": _id("Who recorded it."),
+            "note": _text("In the staff's words."),
+        },
+        required={"signal_id", "outcome"},
+    ),
+    _event(
+        "Signal Closed",
+        "signals",
+        "A signal is done with; its claim ends (suppression lasts the hold time after).",
+        {
+            "signal_id": _id("The signal."),
+            "profile_id": _id("The customer's profile."),
+            "staff_id": _id("Who closed it."),
+            "outcome": _text("The last outcome recorded, if any."),
+        },
+        required={"signal_id"},
     ),
 )
 
