@@ -13,15 +13,19 @@ import pytest
 
 from conftest import Polku
 from polku.collect.vocabulary import check_properties
+from polku.commerce.locations.geo import distance_km, locate_postal_code
 from polku.demo import shoppers
 from polku.demo.shoppers import (
     CATALOGUE,
     JOURNEYS,
     STORES,
+    WAREHOUSE,
     JourneyKind,
     Shopper,
     ShopperSimulator,
     batches,
+    colour_code,
+    stock_level,
 )
 from polku.events import CHANNELS, MESSAGE_TYPES
 from polku.identity.identifiers import IdentityConfig, extract, normalise
@@ -84,6 +88,7 @@ def people(messages: list[Message]) -> int:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(shoppers.__all__) == [
+        "BRAND",
         "CATALOGUE",
         "DemoProduct",
         "DemoStore",
@@ -92,7 +97,10 @@ def test_public_names_are_pinned() -> None:
         "STORES",
         "Shopper",
         "ShopperSimulator",
+        "WAREHOUSE",
         "batches",
+        "colour_code",
+        "stock_level",
     ]
     for name in shoppers.__all__:
         assert hasattr(shoppers, name)
@@ -104,8 +112,13 @@ def test_catalogue_and_stores() -> None:
     for product in CATALOGUE:
         assert product.price_cents > 0 and product.sizes and product.colours
         assert "/" in product.category
-        assert product.sku(product.sizes[0]) == f"{product.id}-{product.sizes[0]}"
+        size, colour = product.sizes[0], product.colours[0]
+        assert product.sku(size, colour) == f"{product.id}-{colour_code(colour)}-{size}"
+        assert len(set(product.skus)) == len(product.colours) * len(product.sizes)
         assert product.url.endswith(product.path) and " " not in product.path
+        assert product.name_en and product.about_fi and product.about_en and product.material
+    assert product.sku("M", "Musta") != product.sku("M", "Harmaa")
+    assert CATALOGUE[0].sku("M", "Musta") == "P1001-MUS-M"
     assert {"Talvitakki Revontuli", "Merino-pipo"} <= {p.name for p in CATALOGUE}
     assert [s.id for s in STORES] == [
         "store-hki-kamppi",
@@ -113,8 +126,34 @@ def test_catalogue_and_stores() -> None:
         "store-tre-ratina",
         "store-tku-hansa",
         "store-oulu-valkea",
+        "store-jkl-forum",
     ]
-    assert [s.city for s in STORES] == ["Helsinki", "Espoo", "Tampere", "Turku", "Oulu"]
+    assert [s.city for s in STORES] == [
+        "Helsinki",
+        "Espoo",
+        "Tampere",
+        "Turku",
+        "Oulu",
+        "Jyväskylä",
+    ]
+    for place in (*STORES, WAREHOUSE):
+        # Real places: a five-digit postal code and a point in Finland near its code's point.
+        origin = locate_postal_code(place.postal_code, "FI")
+        assert origin is not None, place.postal_code
+        assert distance_km(place.latitude, place.longitude, *origin) < 5, place.id
+    assert all(s.kind == "store" for s in STORES) and WAREHOUSE.kind == "warehouse"
+    assert [s.id for s in STORES if not s.click_and_collect] == ["store-oulu-valkea"]
+
+
+def test_stock_levels_are_fixed_and_varied() -> None:
+    skus = [sku for product in CATALOGUE for sku in product.skus]
+    in_store = [stock_level(sku, "store-tku-hansa") for sku in skus]
+    assert in_store == [stock_level(sku, "store-tku-hansa") for sku in skus]
+    assert 0.15 < in_store.count(0) / len(skus) < 0.35  # sold out
+    assert 0.08 < sum(1 <= n <= 3 for n in in_store) / len(skus) < 0.25  # the last units
+    online = [stock_level(sku, WAREHOUSE.id) for sku in skus]
+    assert sum(n > 0 for n in online) / len(skus) > 0.9 and max(online) <= 44
+    assert stock_level("P1001-MUS-M", "store-hki-kamppi") == 2
 
 
 def test_invalid_arguments_say_what_to_do() -> None:
@@ -214,8 +253,9 @@ def test_products_reference_the_catalogue_and_amounts_add_up() -> None:
         for item in items:
             product = PRODUCTS[item["product_id"]]
             if "sku" in item:
-                size = item["sku"].removeprefix(product.id + "-")
-                assert size in product.sizes and item["sku"] == product.sku(size)
+                assert item["sku"] in product.skus
+                if "size" in item:
+                    assert item["sku"] == product.sku(item["size"], item["variant"])
             if "price" in item:
                 assert item["price"] == product.price
             checked += 1
@@ -378,6 +418,34 @@ def test_returner_returns_part_of_an_online_order_at_a_store() -> None:
         assert received["properties"].get("loyalty_card") or received["properties"].get(
             "receipt_email"
         )
+
+
+def test_hesitant_shopper_checks_a_nearby_store_and_buys_nothing() -> None:
+    checked_logged_in = 0
+    for journey in journeys("hesitant", 30):
+        tracks = [m for m in journey if m["type"] == "track"]
+        events = [m["event"] for m in tracks]
+        assert not {"Order Completed", "POS Order Completed", "Product Added"} & set(events)
+        first_check = events.index("Store Stock Checked")
+        views = [m for m in tracks[:first_check] if m["event"] == "Product Viewed"]
+        assert 3 <= len(views) <= 5
+        assert len({m["properties"]["sku"] for m in views}) == 1  # the same product each time
+        checks = [m for m in tracks if m["event"] == "Store Stock Checked"]
+        shopper_home = {m["properties"]["store_id"] for m in checks[:1]}
+        assert shopper_home <= STORE_IDS
+        for check in checks:
+            props = check["properties"]
+            assert props["sku"] == views[0]["properties"]["sku"]
+            # What the shopper is told is the stock the demo store was seeded with.
+            assert props["quantity_available"] == stock_level(props["sku"], props["store_id"])
+            assert props["in_stock"] == (props["quantity_available"] > 0)
+        cities = {
+            next(s.city for s in STORES if s.id == c["properties"]["store_id"]) for c in checks
+        }
+        assert len(cities) == 1  # only stores near them: their home store's city
+        assert people(journey) == 1
+        checked_logged_in += "userId" in checks[0]
+    assert 0 < checked_logged_in < 30
 
 
 # --- deliberately bad messages ----------------------------------------------------------------

@@ -3,8 +3,11 @@
 A newcomer runs `polku demo` and watches profiles form. `ShopperSimulator` invents one shopper at
 a time (a `Shopper`: names, email, phone, loyalty card, account id, browser and phone) and writes
 that shopper's journey through the web shop, the app and the stores of *Pohjoisretki*, a made-up
-chain with the `CATALOGUE` and `STORES` below. The messages are plain dicts in the exact shape of
-the Segment HTTP Tracking API, ready for ``POST /v1/batch`` (see `batches`).
+chain with the `CATALOGUE`, `STORES` and `WAREHOUSE` below (real shopping centres, their
+postal codes and coordinates). `polku.demo.store` seeds the same catalogue, locations and
+stock (`stock_level`) into a workspace, so every SKU and store the messages name exists.
+The messages are plain dicts in the exact shape of the Segment HTTP Tracking API, ready for
+``POST /v1/batch`` (see `batches`).
 
 ================  ==========================================================================
 journey           what the shopper does
@@ -15,6 +18,9 @@ journey           what the shopper does
 ``cross_device``  fills a cart on the web, logs in, finishes the order in the phone app
 ``abandoner``     browses, adds to cart, starts checkout and leaves (sometimes leaving an email)
 ``returner``      orders online, then returns part of the order at a store
+``hesitant``      views one product three to five times over a day or two, checks its stock
+                  at the home store (and the other stores of that city until one has it), and
+                  leaves without buying
 ================  ==========================================================================
 
 Every message has a ``messageId``, a ``timestamp`` and ``context.channel``; web messages carry
@@ -34,6 +40,7 @@ are the same whatever ``bad_event_rate`` is.
 from __future__ import annotations
 
 import copy
+import hashlib
 import heapq
 import itertools
 import random
@@ -45,18 +52,23 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 __all__ = [
+    "BRAND",
     "CATALOGUE",
     "JOURNEYS",
     "STORES",
+    "WAREHOUSE",
     "DemoProduct",
     "DemoStore",
     "JourneyKind",
     "Shopper",
     "ShopperSimulator",
     "batches",
+    "colour_code",
+    "stock_level",
 ]
 
-_BRAND: Final = "Pohjoisretki"
+BRAND: Final = "Pohjoisretki"
+_BRAND: Final = BRAND
 _SHOP_URL: Final = "https://pohjoisretki.example"  # .example is reserved (RFC 2606)
 _EMAIL_DOMAIN: Final = "esimerkki.fi"
 _CURRENCY: Final = "EUR"
@@ -83,14 +95,18 @@ def _slug(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DemoProduct:
-    """A product of the demo shop. Each size is a SKU (``P1001-M``); colours are variants."""
+    """A product of the demo shop. Each colour and size is a SKU (``P1001-MUS-M``)."""
 
     id: str
-    name: str
+    name: str  # Finnish, the shop's default language
     category: str  # a path, broadest first: "Vaatteet/Takit/Talvitakit"
     price_cents: int  # VAT included
     sizes: tuple[str, ...]
     colours: tuple[str, ...]
+    name_en: str
+    about_fi: str  # one line for the product page, in Finnish
+    about_en: str
+    material: str
 
     @property
     def price(self) -> float:
@@ -106,22 +122,69 @@ class DemoProduct:
         return _SHOP_URL + self.path
 
     @property
+    def image_url(self) -> str:
+        return f"{_SHOP_URL}/kuvat/{self.id.lower()}.jpg"
+
+    @property
     def search_term(self) -> str:
         """What a shopper looking for this product types into the search box."""
         return self.name.split()[0].lower()
 
-    def sku(self, size: str) -> str:
-        return f"{self.id}-{size}"
+    def sku(self, size: str, colour: str) -> str:
+        """The SKU of one colour in one size: the product id, the colour's first three
+        letters and the size (``P1001-MUS-M``)."""
+        return f"{self.id}-{colour_code(colour)}-{size}"
+
+    def variant_image_url(self, colour: str) -> str:
+        return f"{_SHOP_URL}/kuvat/{self.id.lower()}-{colour_code(colour).lower()}.jpg"
+
+    @property
+    def skus(self) -> tuple[str, ...]:
+        """Every SKU of the product, colour by colour."""
+        return tuple(self.sku(size, colour) for colour in self.colours for size in self.sizes)
+
+
+def colour_code(colour: str) -> str:
+    """The three letters a SKU names a colour by: ``Musta`` is ``MUS``."""
+    return _slug(colour).replace("-", "")[:3].upper()
+
+
+def stock_level(sku: str, location_id: str) -> int:
+    """Units of `sku` the demo store starts with at a location (`STORES` or `WAREHOUSE`).
+
+    The same for every run (a hash of the two ids, not `random`): about a quarter of a
+    store's SKUs are sold out and one in seven is down to its last 1-3 units; the warehouse
+    holds 5-44 of nearly everything. What the seed counts into stock and what the simulated
+    shoppers are told when they check a store's stock both come from here.
+    """
+    found = _STOCK_SET.get((sku, location_id))
+    if found is not None:
+        return found
+    digest = hashlib.blake2b(f"{sku}@{location_id}".encode(), digest_size=4).digest()
+    roll = int.from_bytes(digest, "big")
+    if location_id == WAREHOUSE.id:
+        return 0 if roll % 100 < 4 else 5 + roll // 100 % 40
+    if roll % 100 < 25:
+        return 0
+    if roll % 100 < 40:
+        return 1 + roll // 100 % 3
+    return 4 + roll // 100 % 9
 
 
 @dataclass(frozen=True, slots=True)
 class DemoStore:
-    """A store of the demo chain, with its tills (shared devices) and a staff tablet."""
+    """A store of the demo chain (or its web shop's warehouse), where it really is, with its
+    tills (shared devices) and a staff tablet."""
 
     id: str
     name: str
     city: str
     address: str
+    postal_code: str
+    latitude: float  # WGS84, of the shopping centre the store is in
+    longitude: float
+    click_and_collect: bool = True
+    kind: Literal["store", "warehouse"] = "store"
     tills: int = 3
 
     @property
@@ -142,72 +205,205 @@ _ONE: Final = ("OS",)  # one size
 
 CATALOGUE: Final[tuple[DemoProduct, ...]] = (
     DemoProduct("P1001", "Talvitakki Revontuli", "Vaatteet/Takit/Talvitakit", 25900, _CLOTHES,
-                ("Musta", "Tummansininen", "Punainen")),
+                ("Musta", "Tummansininen", "Punainen"),
+                "Revontuli winter jacket",
+                "Lämmin, tuulenpitävä talvitakki kaupunkiin ja pakkasille; irrotettava huppu.",
+                "Warm, windproof winter jacket for the city and hard frost; detachable hood.",
+                "polyesteri, kierrätetty täyte"),
     DemoProduct("P1002", "Untuvatakki Kaamos", "Vaatteet/Takit/Untuvatakit", 29900, _CLOTHES,
-                ("Musta", "Oliivi")),
+                ("Musta", "Oliivi"),
+                "Kaamos down jacket",
+                "Kevyt untuvatakki kovimpiin pakkasiin, 90/10-untuvaa.",
+                "Light down jacket for the hardest frosts, 90/10 down.",
+                "untuva"),
     DemoProduct("P1003", "Kuoritakki Tunturi", "Vaatteet/Takit/Kuoritakit", 22900, _CLOTHES,
-                ("Petrooli", "Musta", "Oranssi")),
+                ("Petrooli", "Musta", "Oranssi"),
+                "Tunturi shell jacket",
+                "Vedenpitävä ja hengittävä kuoritakki tunturiin ja vaellukselle.",
+                "Waterproof, breathable shell jacket for fells and hiking.",
+                "kolmikerroslaminaatti"),
     DemoProduct("P1004", "Sadetakki Saaristo", "Vaatteet/Takit/Sadetakit", 11900, _CLOTHES,
-                ("Keltainen", "Tummansininen")),
+                ("Keltainen", "Tummansininen"),
+                "Saaristo rain jacket",
+                "Klassinen sadetakki saaristoon ja syysmyrskyihin.",
+                "A classic rain jacket for the archipelago and autumn storms.",
+                "PU-pinnoitettu polyesteri"),
     DemoProduct("P1005", "Softshell-takki Nuuksio", "Vaatteet/Takit/Softshell-takit", 14900,
-                _CLOTHES, ("Harmaa", "Metsänvihreä")),
+                _CLOTHES, ("Harmaa", "Metsänvihreä"),
+                "Nuuksio softshell jacket",
+                "Joustava softshell-takki retkille ja lenkeille.",
+                "Stretchy softshell jacket for day trips and runs.",
+                "softshell"),
     DemoProduct("P1006", "Fleece-takki Koli", "Vaatteet/Välikerrokset/Fleecet", 7990, _CLOTHES,
-                ("Harmaa", "Luonnonvalkoinen", "Musta")),
+                ("Harmaa", "Luonnonvalkoinen", "Musta"),
+                "Koli fleece jacket",
+                "Pehmeä fleece-takki välikerrokseksi tai sellaisenaan.",
+                "Soft fleece jacket as a mid layer or on its own.",
+                "kierrätetty fleece"),
     DemoProduct("P1007", "Kevytuntuvaliivi Utu", "Vaatteet/Välikerrokset/Liivit", 9990, _CLOTHES,
-                ("Musta", "Sininen")),
+                ("Musta", "Sininen"),
+                "Utu light down vest",
+                "Kevytuntuvaliivi, joka mahtuu taskuun.",
+                "A light down vest that packs into its own pocket.",
+                "untuva"),
     DemoProduct("P1008", "Merino-aluspaita Hiisi", "Vaatteet/Alusasut", 6990, _CLOTHES,
-                ("Musta", "Harmaa")),
+                ("Musta", "Harmaa"),
+                "Hiisi merino base layer top",
+                "Merinovillainen aluspaita, ei kutita eikä haise.",
+                "Merino wool base layer top that does not itch or smell.",
+                "merinovilla"),
     DemoProduct("P1009", "Merino-alushousut Hiisi", "Vaatteet/Alusasut", 6490, _CLOTHES,
-                ("Musta",)),
+                ("Musta",),
+                "Hiisi merino base layer bottoms",
+                "Merinovillaiset alushousut talviretkille.",
+                "Merino wool long johns for winter trips.",
+                "merinovilla"),
     DemoProduct("P1010", "Villapaita Pirtti", "Vaatteet/Neuleet", 11900, _CLOTHES,
-                ("Luonnonvalkoinen", "Harmaa")),
+                ("Luonnonvalkoinen", "Harmaa"),
+                "Pirtti wool sweater",
+                "Paksu villapaita suomalaisesta lampaanvillasta.",
+                "A thick sweater of Finnish sheep's wool.",
+                "villa"),
     DemoProduct("P1011", "Flanellipaita Kelo", "Vaatteet/Paidat", 5990, _CLOTHES,
-                ("Punaruudullinen", "Vihreäruudullinen")),
+                ("Punaruudullinen", "Vihreäruudullinen"),
+                "Kelo flannel shirt",
+                "Lämmin ruudullinen flanellipaita mökille.",
+                "A warm checked flannel shirt for the cottage.",
+                "puuvilla"),
     DemoProduct("P1012", "Huppari Metsä", "Vaatteet/Paidat", 6990, _CLOTHES,
-                ("Metsänvihreä", "Harmaa")),
+                ("Metsänvihreä", "Harmaa"),
+                "Metsä hoodie",
+                "Luomupuuvillainen huppari arkeen.",
+                "An organic cotton hoodie for every day.",
+                "luomupuuvilla"),
     DemoProduct("P1013", "Vaellushousut Pallas", "Vaatteet/Housut/Vaellushousut", 10900,
-                _CLOTHES, ("Musta", "Khaki")),
+                _CLOTHES, ("Musta", "Khaki"),
+                "Pallas hiking trousers",
+                "Kestävät vaellushousut vahvikkeilla.",
+                "Durable hiking trousers with reinforcements.",
+                "polyamidi"),
     DemoProduct("P1014", "Toppahousut Hanki", "Vaatteet/Housut/Toppahousut", 14900, _CLOTHES,
-                ("Musta",)),
+                ("Musta",),
+                "Hanki insulated trousers",
+                "Toppahousut pakkaselle ja pulkkamäkeen.",
+                "Insulated trousers for frost and sledging.",
+                "polyesteri"),
     DemoProduct("P1015", "Sadehousut Räntä", "Vaatteet/Housut/Sadehousut", 7990, _CLOTHES,
-                ("Musta", "Tummansininen")),
+                ("Musta", "Tummansininen"),
+                "Räntä rain trousers",
+                "Kevyet sadehousut repun pohjalle.",
+                "Light rain trousers for the bottom of the backpack.",
+                "PU-pinnoitettu polyesteri"),
     DemoProduct("P1016", "Merino-pipo", "Asusteet/Päähineet", 3490, _ONE,
-                ("Musta", "Harmaa", "Punainen")),
+                ("Musta", "Harmaa", "Punainen"),
+                "Merino beanie",
+                "Ohut merinopipo kypärän alle tai sellaisenaan.",
+                "A thin merino beanie, under a helmet or on its own.",
+                "merinovilla"),
     DemoProduct("P1017", "Tupsupipo Tykky", "Asusteet/Päähineet", 2990, _ONE,
-                ("Valkoinen", "Sininen")),
-    DemoProduct("P1018", "Kaulahuivi Kuura", "Asusteet/Huivit", 3990, _ONE, ("Harmaa", "Sininen")),
+                ("Valkoinen", "Sininen"),
+                "Tykky bobble hat",
+                "Tupsupipo, jossa fleecevuori.",
+                "A bobble hat with a fleece lining.",
+                "akryyli, fleece"),
+    DemoProduct("P1018", "Kaulahuivi Kuura", "Asusteet/Huivit", 3990, _ONE, ("Harmaa", "Sininen"),
+                "Kuura scarf",
+                "Pehmeä kaulahuivi villasekoitteesta.",
+                "A soft scarf of wool blend.",
+                "villasekoite"),
     DemoProduct("P1019", "Sormikkaat Tykky", "Asusteet/Käsineet", 4490, ("S", "M", "L"),
-                ("Musta",)),
+                ("Musta",),
+                "Tykky gloves",
+                "Kosketusnäyttöä tukevat sormikkaat.",
+                "Touchscreen-friendly gloves.",
+                "polyesteri"),
     DemoProduct("P1020", "Lapaset Lumi", "Asusteet/Käsineet", 3990, ("S", "M", "L"),
-                ("Valkoinen", "Harmaa")),
+                ("Valkoinen", "Harmaa"),
+                "Lumi mittens",
+                "Lämpimät lapaset villavuorella.",
+                "Warm mittens with a wool lining.",
+                "villa"),
     DemoProduct("P1021", "Villasukat Pirtti", "Asusteet/Sukat", 2490,
-                ("36-38", "39-41", "42-44", "45-47"), ("Harmaa", "Punainen")),
+                ("36-38", "39-41", "42-44", "45-47"), ("Harmaa", "Punainen"),
+                "Pirtti wool socks",
+                "Käsin neulotun näköiset villasukat.",
+                "Wool socks that look hand-knitted.",
+                "villa"),
     DemoProduct("P1022", "Vaelluskengät Kaldoaivi", "Kengät/Vaelluskengät", 18900, _SHOES,
-                ("Ruskea", "Harmaa")),
+                ("Ruskea", "Harmaa"),
+                "Kaldoaivi hiking boots",
+                "Vedenpitävät vaelluskengät pitkille reissuille.",
+                "Waterproof hiking boots for long trips.",
+                "nahka, Gore-Tex"),
     DemoProduct("P1023", "Talvisaappaat Pakkanen", "Kengät/Talvikengät", 16900, _SHOES,
-                ("Musta",)),
+                ("Musta",),
+                "Pakkanen winter boots",
+                "Talvisaappaat -30 asteeseen, liukuesteet.",
+                "Winter boots for -30 degrees, with anti-slip soles.",
+                "nahka, villahuopa"),
     DemoProduct("P1024", "Trail-lenkkarit Polku", "Kengät/Polkujuoksukengät", 13900, _SHOES,
-                ("Sininen", "Musta")),
-    DemoProduct("P1025", "Reppu Erä 30 l", "Retkeily/Reput", 12900, _ONE, ("Oliivi", "Musta")),
+                ("Sininen", "Musta"),
+                "Polku trail running shoes",
+                "Kevyet polkujuoksukengät pitävällä pohjalla.",
+                "Light trail running shoes with a grippy sole.",
+                "mesh"),
+    DemoProduct("P1025", "Reppu Erä 30 l", "Retkeily/Reput", 12900, _ONE, ("Oliivi", "Musta"),
+                "Erä 30 l backpack",
+                "Retkireppu päiväretkille ja viikonlopuille.",
+                "A hiking backpack for day trips and weekends.",
+                "cordura"),
     DemoProduct("P1026", "Päiväreppu Kaupunki 20 l", "Retkeily/Reput", 7990, _ONE,
-                ("Musta", "Harmaa")),
+                ("Musta", "Harmaa"),
+                "Kaupunki 20 l daypack",
+                "Päivareppu läppärille ja eväille.",
+                "A daypack for a laptop and lunch.",
+                "polyesteri"),
     DemoProduct("P1027", "Makuupussi Revontulet -15", "Retkeily/Makuupussit", 21900,
-                ("REG", "L"), ("Oranssi",)),
-    DemoProduct("P1028", "Teltta Retki 2", "Retkeily/Teltat", 34900, _ONE, ("Vihreä",)),
+                ("REG", "L"), ("Oranssi",),
+                "Revontulet -15 sleeping bag",
+                "Makuupussi talviretkille, comfort -15 °C.",
+                "A sleeping bag for winter trips, comfort -15 °C.",
+                "synteettinen täyte"),
+    DemoProduct("P1028", "Teltta Retki 2", "Retkeily/Teltat", 34900, _ONE, ("Vihreä",),
+                "Retki 2 tent",
+                "Kevyt kahden hengen teltta.",
+                "A light two-person tent.",
+                "ripstop-nailon"),
     DemoProduct("P1029", "Termospullo 0,75 l", "Retkeily/Retkikeittiö", 3490, _ONE,
-                ("Teräs", "Musta")),
-    DemoProduct("P1030", "Otsalamppu Kaamos", "Retkeily/Valaisimet", 4990, _ONE, ("Musta",)),
+                ("Teräs", "Musta"),
+                "Thermos flask 0.75 l",
+                "Termospullo pitää kahvin kuumana koko päivän.",
+                "A thermos flask that keeps coffee hot all day.",
+                "ruostumaton teräs"),
+    DemoProduct("P1030", "Otsalamppu Kaamos", "Retkeily/Valaisimet", 4990, _ONE, ("Musta",),
+                "Kaamos head torch",
+                "Ladattava otsalamppu, 400 lumenia.",
+                "A rechargeable head torch, 400 lumens.",
+                "alumiini"),
 )  # fmt: skip
 
 STORES: Final[tuple[DemoStore, ...]] = (
-    DemoStore(
-        "store-hki-kamppi", "Pohjoisretki Helsinki Kamppi", "Helsinki", "Urho Kekkosen katu 1"
-    ),
-    DemoStore("store-esp-isoomena", "Pohjoisretki Espoo Iso Omena", "Espoo", "Piispansilta 11"),
-    DemoStore("store-tre-ratina", "Pohjoisretki Tampere Ratina", "Tampere", "Vuolteenkatu 1"),
-    DemoStore("store-tku-hansa", "Pohjoisretki Turku Hansa", "Turku", "Yliopistonkatu 22"),
-    DemoStore("store-oulu-valkea", "Pohjoisretki Oulu Valkea", "Oulu", "Isokatu 25"),
-)
+    DemoStore("store-hki-kamppi", "Pohjoisretki Helsinki Kamppi", "Helsinki",
+              "Urho Kekkosen katu 1", "00100", 60.1689, 24.9322),
+    DemoStore("store-esp-isoomena", "Pohjoisretki Espoo Iso Omena", "Espoo",
+              "Piispansilta 11", "02230", 60.1613, 24.7381),
+    DemoStore("store-tre-ratina", "Pohjoisretki Tampere Ratina", "Tampere",
+              "Vuolteenkatu 1", "33100", 61.4928, 23.7668),
+    DemoStore("store-tku-hansa", "Pohjoisretki Turku Hansa", "Turku",
+              "Yliopistonkatu 22", "20100", 60.4506, 22.2652),
+    DemoStore("store-oulu-valkea", "Pohjoisretki Oulu Valkea", "Oulu",
+              "Isokatu 25", "90100", 65.0126, 25.4715, click_and_collect=False),
+    DemoStore("store-jkl-forum", "Pohjoisretki Jyväskylä Forum", "Jyväskylä",
+              "Asemakatu 7", "40100", 62.2422, 25.7478),
+)  # fmt: skip
+"""The chain's stores (Oulu Valkea is small and offers no click and collect)."""
+
+WAREHOUSE: Final = DemoStore(
+    "wh-vantaa", "Pohjoisretki verkkokaupan varasto", "Vantaa", "Tasetie 8", "01510",
+    60.2931, 24.9640, click_and_collect=False, kind="warehouse", tills=0,
+)  # fmt: skip
+"""The web shop's warehouse: what is sold online ships from here."""
+
 
 _FIRST_NAMES: Final = (
     "Aino", "Eino", "Helmi", "Onni", "Elsa", "Väinö", "Aada", "Leevi", "Sofia", "Eetu",
@@ -223,15 +419,35 @@ _LAST_NAMES: Final = (
     "Nyström", "Åberg",
 )  # fmt: skip
 
-JourneyKind = Literal["webrooming", "showrooming", "cross_device", "abandoner", "returner"]
+JourneyKind = Literal[
+    "webrooming", "showrooming", "cross_device", "abandoner", "returner", "hesitant"
+]
 JOURNEYS: Final[tuple[JourneyKind, ...]] = (
     "webrooming",
     "showrooming",
     "cross_device",
     "abandoner",
     "returner",
+    "hesitant",
 )
-_JOURNEY_WEIGHTS: Final = (35, 20, 15, 20, 10)
+_JOURNEY_WEIGHTS: Final = (35, 20, 15, 20, 10, 10)
+
+# Stock the demo store is seeded with (`stock_level`): a few SKUs are set by hand so the
+# availability API shows "only 2 left" and "sold out" on the products the demo talks about.
+_STOCK_SET: Final[dict[tuple[str, str], int]] = {
+    ("P1001-MUS-M", "store-hki-kamppi"): 2,
+    ("P1001-MUS-M", "store-esp-isoomena"): 5,
+    ("P1001-MUS-M", "store-tre-ratina"): 0,
+    ("P1001-MUS-M", "store-tku-hansa"): 1,
+    ("P1001-MUS-M", "store-oulu-valkea"): 0,
+    ("P1001-MUS-M", "store-jkl-forum"): 3,
+    ("P1001-MUS-M", "wh-vantaa"): 14,
+    ("P1001-MUS-L", "store-hki-kamppi"): 0,
+    ("P1001-MUS-L", "wh-vantaa"): 0,
+    ("P1002-MUS-M", "store-hki-kamppi"): 1,
+    ("P1022-RUS-42", "store-hki-kamppi"): 2,
+    ("P1022-RUS-42", "store-tre-ratina"): 0,
+}
 
 _REFERRERS: Final = (
     "https://www.google.com/",
@@ -315,6 +531,10 @@ class _Line:
     def cents(self) -> int:
         return self.product.price_cents * self.quantity
 
+    @property
+    def sku(self) -> str:
+        return self.product.sku(self.size, self.colour)
+
 
 def _iso(ms: int) -> str:
     """ISO-8601 in UTC with milliseconds and a Z, the form Segment libraries send."""
@@ -326,7 +546,7 @@ def _product_properties(line: _Line) -> dict[str, Any]:
     product = line.product
     return {
         "product_id": product.id,
-        "sku": product.sku(line.size),
+        "sku": line.sku,
         "name": product.name,
         "category": product.category,
         "brand": _BRAND,
@@ -336,7 +556,7 @@ def _product_properties(line: _Line) -> dict[str, Any]:
         "quantity": line.quantity,
         "currency": _CURRENCY,
         "url": product.url,
-        "image_url": f"{_SHOP_URL}/kuvat/{product.id.lower()}.jpg",
+        "image_url": product.variant_image_url(line.colour),
     }
 
 
@@ -344,7 +564,7 @@ def _order_item(line: _Line) -> dict[str, Any]:
     product = line.product
     return {
         "product_id": product.id,
-        "sku": product.sku(line.size),
+        "sku": line.sku,
         "name": product.name,
         "category": product.category,
         "brand": _BRAND,
@@ -757,7 +977,7 @@ class ShopperSimulator:
                     "store_id": store.id,
                     "store_name": store.name,
                     "product_id": chosen.product.id,
-                    "sku": chosen.product.sku(chosen.size),
+                    "sku": chosen.sku,
                     "name": chosen.product.name,
                     "variant": chosen.colour,
                     "in_stock": in_stock,
@@ -1017,6 +1237,47 @@ class ShopperSimulator:
             },
         )
 
+    def _hesitant(self, trip: _Trip) -> None:
+        """Comes back to one product again and again, checks that a store near them has it,
+        and buys nothing: the moment a store's staff could help (a store-routed signal)."""
+        rng = self._rng
+        product = rng.choice(CATALOGUE)
+        line = self._line(product)
+        trip.page("/", "Etusivu")
+        if rng.random() < 0.6:
+            self._login(trip)
+        views = rng.randint(3, 5)
+        for view in range(views):
+            if view:  # back later the same day, or the next
+                trip.wait(20 * 60, 1 * _DAY)
+            trip.wait(10, 90)
+            trip.page(product.path, product.name, category=product.category)
+            trip.web_track("Product Viewed", _product_properties(line))
+        home = next(s for s in STORES if s.id == trip.shopper.home_store_id)
+        nearby = [home, *(s for s in STORES if s.city == home.city and s is not home)]
+        for store in nearby:
+            trip.wait(10, 60)
+            units = stock_level(line.sku, store.id)
+            trip.web_track(
+                "Store Stock Checked",
+                {
+                    "store_id": store.id,
+                    "store_name": store.name,
+                    "product_id": product.id,
+                    "sku": line.sku,
+                    "name": product.name,
+                    "variant": line.colour,
+                    "in_stock": units > 0,
+                    "quantity_available": units,
+                },
+            )
+            if units > 0:
+                break
+        if rng.random() < 0.5:  # one more look before leaving
+            trip.wait(30, 600)
+            trip.page(product.path, product.name, category=product.category)
+            trip.web_track("Product Viewed", _product_properties(line))
+
     # --- deliberately bad messages --------------------------------------------------------
 
     def _with_bad_events(
@@ -1052,6 +1313,7 @@ _WRITERS: Final = {
     "cross_device": ShopperSimulator._cross_device,
     "abandoner": ShopperSimulator._abandoner,
     "returner": ShopperSimulator._returner,
+    "hesitant": ShopperSimulator._hesitant,
 }
 
 
