@@ -4,6 +4,7 @@
     ├── BadRequest                  400  bad_request
     │   ├── InvalidJSON             400  invalid_json
     │   ├── InvalidField            400  invalid_field      (names the field)
+    │   ├── InvalidRule             400  invalid_rule       (names the rule and the field)
     │   └── PayloadTooLarge         413  payload_too_large
     ├── Unauthorized                401  unauthorized
     ├── Forbidden                   403  forbidden
@@ -26,6 +27,7 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "InvalidJSON",
+    "InvalidRule",
     "NotFound",
     "PayloadTooLarge",
     "PolkuError",
@@ -73,6 +75,12 @@ class InvalidJSON(BadRequest):
 
 class InvalidField(BadRequest):
     code = "invalid_field"
+
+
+class InvalidRule(BadRequest):
+    """A buying-signal rule (`polku.signals.rules`) that cannot be used as written."""
+
+    code = "invalid_rule"
 
 
 class PayloadTooLarge(BadRequest):
