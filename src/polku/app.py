@@ -28,6 +28,7 @@ from polku.ops.middleware import MetricsMiddleware
 from polku.profiles.api import router as profiles_router
 from polku.runtime import Runtime
 from polku.settings import Settings
+from polku.signals.api import router as signals_router
 
 __all__ = ["create_app"]
 
@@ -95,6 +96,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "returns",
                 "description": "Returns and their windows, inspection, refunds, the outlet.",
             },
+            {
+                "name": "signals",
+                "description": "Buying signals on queues: live feed, claims, outcomes, webhooks.",
+            },
         ],
     )
     if runtime is not None:
@@ -122,6 +127,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(orders_router)
     app.include_router(giftcards_router)
     app.include_router(returns_router)
+    app.include_router(signals_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:

@@ -332,31 +332,50 @@ def keys_list(ctx: click.Context, /, **options: Any) -> None:
 def demo(
     ctx: click.Context, /, rate: float, shoppers: int | None, seed: int, **options: Any
 ) -> None:
-    """Serve Polku with a demo workspace and stream simulated shoppers into it.
+    """Serve Polku with a demo store and stream simulated shoppers into it.
 
-    Shoppers browse the web shop anonymously, log in on the app, and buy at store tills
-    with their loyalty card; watch their profiles form through the printed URLs.
+    The demo workspace gets a Finnish outdoor retailer first (stores in six cities with
+    their hours and holidays, a catalogue, stock, customers with orders, a return and a
+    click and collect order; running it again adds nothing). Then shoppers browse the web
+    shop anonymously, log in on the app, and buy at store tills with their loyalty card;
+    watch their profiles form and try the commerce APIs with the printed commands.
     """
     import threading
 
     import uvicorn
 
-    from polku.access.actions import create_admin_token, create_write_key
+    from polku.access.actions import create_admin_token
     from polku.app import create_app
     from polku.demo.feed import feed_shoppers
+    from polku.demo.store import curl_examples, ensure_write_key, seed_demo_store
     from polku.runtime import Runtime
     from polku.storage.engine import writing
 
     settings = _settings(ctx, **options)
     runtime = Runtime.open(settings)
     with writing(runtime.engine) as conn:
-        key = create_write_key(conn, "demo", "demo-simulator")
+        key = ensure_write_key(conn, "demo", "demo-simulator")
         token = create_admin_token(conn, "demo", "demo")
+    click.echo("Seeding the demo store (Pohjoisretki: stores, catalogue, stock, customers)…")
+    try:
+        if settings.uses_nats:
+            runtime.log.start()
+        report = seed_demo_store(runtime, "demo")
+    except PolkuError as exc:
+        runtime.close()
+        raise _failed(exc) from exc
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Polku demo on {url}  (database: {_where(settings)})")
     click.echo(f"  write key:    {key}")
     click.echo(f"  admin token:  {token.token}")
     click.echo(f"  API docs:     {url}/docs")
+    click.echo(
+        f"  demo store:   {len(report.profiles)} customers with history, "
+        f"{report.products} products; added now: {report.locations_created} locations, "
+        f"{report.stock_counts} stock counts, {report.events_appended} history events"
+    )
+    for what, command in curl_examples(report, url, token.token):
+        click.echo(f"  {what}:\n    {command}")
     click.echo(
         f"  newest events: curl -H 'Authorization: Bearer {token.token}' "
         f"{url}/v1/debugger/events?limit=5"

@@ -50,6 +50,7 @@ from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
 from polku.settings import Settings
+from polku.signals.webhooks import deliver_due
 from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
 
@@ -121,6 +122,7 @@ class Runtime:
             pipeline.add_chore(Relay(engine, log).run_once)  # what a crash left in the outbox
             pipeline.add_chore(functools.partial(release_expired, runtime))
             pipeline.add_chore(functools.partial(expire_due, runtime))
+            pipeline.add_chore(functools.partial(deliver_due, runtime))  # CRM webhooks
         return runtime
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:
@@ -314,6 +316,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         chores=[
             functools.partial(release_expired, backends),
             functools.partial(expire_due, backends),
+            functools.partial(deliver_due, backends),
         ],
     )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
