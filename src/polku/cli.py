@@ -13,6 +13,7 @@ from polku import __version__
 from polku.errors import PolkuError
 from polku.ops.logs import configure_logging
 from polku.settings import SETTINGS, Settings, SettingsError, load
+from polku.signals.cli import signals
 
 __all__ = ["main"]
 
@@ -516,6 +517,9 @@ def import_catalog(
         click.echo(f"Problems written to {errors_file}.")
     if report.problems:
         ctx.exit(1)
+
+
+main.add_command(signals)
 
 
 if __name__ == "__main__":  # pragma: no cover

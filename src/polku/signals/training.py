@@ -1,0 +1,216 @@
+"""Training the purchase-intent model: cross-validated choice, calibration, threshold, fit.
+
+`train` takes feature rows in the raw UCI value shapes and their labels and returns an
+`IntentModel`, in four steps that use the training rows only:
+
+1. **choose**: each hyper-parameter set of the grid is cross-validated (stratified folds,
+   early stopping on the held-out fold's ROC-AUC); the set with the best mean ROC-AUC wins,
+   with its mean best number of rounds;
+2. **calibrate**: out-of-fold raw scores of the chosen set are mapped to probabilities by
+   isotonic regression (a monotone step map, stored as JSON);
+3. **threshold**: the calibrated out-of-fold probability that maximises F1 of the positive
+   class becomes the model's decision threshold;
+4. **fit**: one booster on all the rows with the chosen set and number of rounds.
+
+Everything is seeded and LightGBM runs in its deterministic mode, so the same rows and seed
+give the same model files.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from polku.errors import BadRequest
+from polku.signals.model import MODEL_COLUMNS, IntentModel, encode_rows
+
+__all__ = [
+    "DEFAULT_GRID",
+    "QUICK_GRID",
+    "Progress",
+    "TrainingError",
+    "TrainingResult",
+    "best_f1_threshold",
+    "train",
+]
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(step, done, total)``: what is being done, and how far along."""
+
+_BASE: Final[dict[str, Any]] = {
+    "objective": "binary",
+    "metric": "auc",
+    "learning_rate": 0.03,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbose": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+
+DEFAULT_GRID: Final[tuple[dict[str, Any], ...]] = tuple(
+    {"num_leaves": leaves, "min_child_samples": child, "feature_fraction": fraction}
+    for leaves, child, fraction in itertools.product((7, 15, 31), (20, 50), (0.7, 1.0))
+)
+"""The hyper-parameter sets `train` cross-validates by default (12 sets)."""
+
+QUICK_GRID: Final[tuple[dict[str, Any], ...]] = (
+    {"num_leaves": 7, "min_child_samples": 20, "feature_fraction": 1.0},
+    {"num_leaves": 15, "min_child_samples": 50, "feature_fraction": 0.7},
+)
+"""Two sets, for smoke runs and tests."""
+
+_MAX_ROUNDS: Final = 2000
+_PATIENCE: Final = 100
+
+
+class TrainingError(BadRequest):
+    """Rows that cannot train a model (too few, one class only)."""
+
+    code = "training_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResult:
+    """The trained model and what the cross-validation saw on the training rows."""
+
+    model: IntentModel
+    params: dict[str, Any]
+    rounds: int
+    cv_auc: float  # mean held-out ROC-AUC of the chosen set
+    threshold: float
+    oof_probability: npt.NDArray[np.float64]  # calibrated, out of fold
+    grid_auc: list[tuple[dict[str, Any], float, int]] = field(default_factory=list)
+
+
+def best_f1_threshold(labels: npt.ArrayLike, probability: npt.ArrayLike) -> float:
+    """The probability cut that maximises F1 of the positive class (ties: the higher cut)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probability, dtype=np.float64)
+    best, best_f1 = 0.5, -1.0
+    for cut in np.unique(p):
+        f1 = f1_score(y, p >= cut, zero_division=0.0)
+        if f1 >= best_f1:
+            best, best_f1 = float(cut), float(f1)
+    return best
+
+
+def _check(labels: npt.NDArray[np.int64], folds: int) -> None:
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if min(positives, negatives) < folds:
+        raise TrainingError(
+            f"Training needs at least {folds} sessions that bought and {folds} that did not "
+            f"(got {positives} and {negatives}).",
+            field="Revenue",
+            hint="Give more rows, with both labels.",
+        )
+
+
+def train(
+    rows: Sequence[Mapping[str, object]],
+    labels: Sequence[bool],
+    *,
+    columns: Sequence[str] = MODEL_COLUMNS,
+    grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
+    folds: int = 5,
+    seed: int = 468,
+    threads: int = 2,
+    provenance: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Fit a purchase-intent model on `rows` (see the module doc for the steps)."""
+    report = progress or (lambda step, done, total: None)
+    x = encode_rows(rows, columns)
+    y = np.asarray(labels, dtype=np.int64)
+    _check(y, folds)
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    base = {**_BASE, "seed": seed, "num_threads": threads}
+    names = list(columns)
+    total = len(grid) + folds + 1
+    done = 0
+
+    grid_auc: list[tuple[dict[str, Any], float, int]] = []
+    for candidate in grid:
+        params = {**base, **candidate}
+        aucs, rounds = [], []
+        for fit_idx, held_idx in splits:
+            booster = lgb.train(
+                params,
+                lgb.Dataset(x[fit_idx], y[fit_idx], feature_name=names),
+                num_boost_round=_MAX_ROUNDS,
+                valid_sets=[lgb.Dataset(x[held_idx], y[held_idx], feature_name=names)],
+                callbacks=[lgb.early_stopping(_PATIENCE, verbose=False)],
+            )
+            best = booster.best_iteration or _MAX_ROUNDS
+            held = booster.predict(x[held_idx], num_iteration=best, raw_score=True)
+            aucs.append(float(roc_auc_score(y[held_idx], held)))
+            rounds.append(best)
+        grid_auc.append((dict(candidate), float(np.mean(aucs)), int(np.mean(rounds))))
+        done += 1
+        report("cross-validating the grid", done, total)
+
+    chosen, cv_auc, n_rounds = max(grid_auc, key=lambda entry: entry[1])
+    params = {**base, **chosen}
+
+    oof = np.zeros(len(y), dtype=np.float64)
+    for fit_idx, held_idx in splits:
+        booster = lgb.train(
+            params, lgb.Dataset(x[fit_idx], y[fit_idx], feature_name=names), n_rounds
+        )
+        oof[held_idx] = booster.predict(x[held_idx], raw_score=True)
+        done += 1
+        report("out-of-fold scores for calibration", done, total)
+
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    isotonic.fit(oof, y)
+    cal_x = [float(v) for v in isotonic.X_thresholds_]
+    cal_y = [float(v) for v in isotonic.y_thresholds_]
+    oof_probability = np.interp(oof, cal_x, cal_y)
+    threshold = best_f1_threshold(y, oof_probability)
+
+    final = lgb.train(params, lgb.Dataset(x, y, feature_name=names), n_rounds)
+    done += 1
+    report("fitting the final model", done, total)
+
+    medians = {c: float(np.nanmedian(x[:, i])) for i, c in enumerate(columns)}
+    meta: dict[str, Any] = {
+        "kind": "purchase_intent",
+        "rows": len(y),
+        "positives": int(y.sum()),
+        "seed": seed,
+        "folds": folds,
+        "params": {k: v for k, v in params.items() if k != "num_threads"},
+        "rounds": n_rounds,
+        "cv_auc": round(cv_auc, 6),
+        "lightgbm": lgb.__version__,
+        **(dict(provenance) if provenance else {}),
+    }
+    model = IntentModel(
+        final,
+        columns=columns,
+        calibration_x=cal_x,
+        calibration_y=cal_y,
+        threshold=threshold,
+        medians=medians,
+        meta=meta,
+    )
+    return TrainingResult(
+        model=model,
+        params=dict(chosen),
+        rounds=n_rounds,
+        cv_auc=cv_auc,
+        threshold=threshold,
+        oof_probability=oof_probability,
+        grid_auc=grid_auc,
+    )
