@@ -317,6 +317,7 @@ def _seed_stock(runtime: Runtime, ws: str, report: SeedReport) -> None:
 
 
 _PRODUCTS: Final = {product.id: product for product in CATALOGUE}
+_STORES: Final = {store.id: store for store in STORES}
 
 
 def _item(product_id: str, colour: str, size: str, quantity: int = 1) -> dict[str, Any]:
@@ -425,11 +426,7 @@ class _History:
     def _till(self, store_id: str) -> dict[str, Any]:
         return {
             "channel": "store",
-            "device": {
-                "id": f"till-{store_id.removeprefix('store-')}-1",
-                "type": "pos",
-                "shared": True,
-            },
+            "device": {"id": _STORES[store_id].till_id(1), "type": "pos", "shared": True},
         }
 
     def till(
@@ -475,7 +472,7 @@ class _History:
                 "context": {
                     "channel": "store",
                     "device": {
-                        "id": f"tablet-{store_id.removeprefix('store-')}-1",
+                        "id": _STORES[store_id].tablet_id,
                         "type": "store_tablet",
                         "shared": True,
                     },
