@@ -110,11 +110,12 @@ def route_now(polku: Polku, *candidates: Candidate) -> None:
         route(conn, candidates)
 
 
-def signals(polku: Polku, status: int = 200, **params: Any) -> Any:
+def signals(polku: Polku, expect: int = 200, **params: Any) -> Any:
+    """`GET /v1/signals`: the signals, or the error when `expect` is not 200."""
     response = polku.client.get("/v1/signals", params=params, headers=polku.admin)
-    assert response.status_code == status, response.text
+    assert response.status_code == expect, response.text
     body = response.json()
-    return body["signals"] if status == 200 else body["error"]
+    return body["signals"] if expect == 200 else body["error"]
 
 
 def only(polku: Polku, c: Candidate) -> dict[str, Any]:
