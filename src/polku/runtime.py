@@ -50,6 +50,7 @@ from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
 from polku.settings import Settings
+from polku.signals.consumer import SignalsConsumer
 from polku.signals.webhooks import deliver_due
 from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
@@ -179,6 +180,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         CartsConsumer(identity),
         BoughtTogether(),
         OrdersConsumer(),
+        SignalsConsumer(identity),
         GiftCardsConsumer(),
         ReturnsConsumer(),
     ]

@@ -60,6 +60,7 @@ from polku.signals.candidates import UCI_COLUMNS
 __all__ = [
     "ADMINISTRATIVE",
     "INFORMATIONAL",
+    "PAGE_FIELDS",
     "PRODUCT_RELATED",
     "SESSION_GAP_MS",
     "TIME_ZONE",
@@ -531,6 +532,45 @@ class PersonState:
     hops_store_to_online: int = 0
     postal_code: str | None = None
     preferred_store: str | None = None
+
+    def absorb(self, other: PersonState) -> None:
+        """Take in the history of a profile merged into this one (the same person)."""
+        self.sessions += other.sessions
+        self.first_ms = (
+            min(t for t in (self.first_ms, other.first_ms) if t)
+            if (self.first_ms or other.first_ms)
+            else 0
+        )
+        self.last_ms = max(self.last_ms, other.last_ms)
+        self.purchases += other.purchases
+        self.last_purchase_ms = max(self.last_purchase_ms, other.last_purchase_ms)
+        if other.cart_last_ms > self.cart_last_ms:  # the latest cart is the person's cart
+            self.cart_value, self.cart_items = other.cart_value, other.cart_items
+            self.cart_products, self.cart_last_ms = list(other.cart_products), other.cart_last_ms
+        self.checkout_started_ms = max(self.checkout_started_ms, other.checkout_started_ms)
+        for product, times in other.product_views.items():
+            merged = sorted({*self.product_views.get(product, []), *times})
+            self.product_views[product] = merged[-_MAX_VIEWS:]
+        for product, name in other.product_names.items():
+            self.product_names.setdefault(product, name)
+        for mine, theirs in (
+            (self.stock_checks, other.stock_checks),
+            (self.collect, other.collect),
+        ):
+            for store, entry in theirs.items():
+                held = mine.get(store)
+                if held is None or entry[1] > held[1]:
+                    mine[store] = [entry[0] + (held[0] if held else 0), *entry[1:]]
+                else:
+                    held[0] += entry[0]
+            _trim(mine)
+        self.last_online_ms = max(self.last_online_ms, other.last_online_ms)
+        if other.last_store_ms > self.last_store_ms:
+            self.last_store_ms, self.last_store_id = other.last_store_ms, other.last_store_id
+        self.hops_online_to_store += other.hops_online_to_store
+        self.hops_store_to_online += other.hops_store_to_online
+        self.postal_code = self.postal_code or other.postal_code
+        self.preferred_store = self.preferred_store or other.preferred_store
 
     def to_bytes(self) -> bytes:
         return orjson.dumps([getattr(self, name) for name in self.__slots__])

@@ -461,7 +461,7 @@ class RuleBook:
             rule = self.model
             products = (snapshot.product_id,) if snapshot.product_id else snapshot.cart_products[:3]
             holds = probability >= rule.threshold
-            if self._arm(rule, memory, snapshot.at_ms, products[:1], holds, probability):
+            if self._arm(rule, memory, snapshot.at_ms, (), holds, probability):  # per person
                 extra = {"probability": round(probability, 3)}
                 fired.append(
                     self._fired(rule, probability, snapshot, products, extra, model_reasons)

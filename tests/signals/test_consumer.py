@@ -1,0 +1,250 @@
+"""The signals consumer in the pipeline: features kept in tables, rules, model, routing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from conftest import Polku
+from polku.signals.candidates import MODEL_KIND, Reason
+from polku.signals.consumer import SignalsConsumer
+from polku.signals.features import PersonState, SessionState, Tracker
+from polku.signals.rules import RuleBook
+from polku.signals.state import signal_pages, signal_people
+from polku.signals.tables import signals
+
+
+def track(anon: str, event: str, at: str, channel: str = "web", **props: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "anonymousId": anon,
+        "messageId": str(uuid.uuid4()),
+        "timestamp": at,
+        "context": {"channel": channel},
+        "properties": props,
+    }
+
+
+def page(anon: str, at: str, path: str) -> dict[str, Any]:
+    return {
+        "type": "page",
+        "anonymousId": anon,
+        "messageId": str(uuid.uuid4()),
+        "timestamp": at,
+        "context": {"channel": "web"},
+        "properties": {"path": path},
+    }
+
+
+def post(polku: Polku, messages: list[dict[str, Any]]) -> None:
+    response = polku.send("/v1/batch", {"batch": messages})
+    assert response.status_code == 200, response.text
+    polku.settle()
+
+
+def signals_consumer(polku: Polku) -> SignalsConsumer:
+    assert polku.runtime.pipeline is not None
+    [found] = [c for c in polku.runtime.pipeline.consumers if isinstance(c, SignalsConsumer)]
+    return found
+
+
+def stored_signals(polku: Polku) -> list[Any]:
+    with polku.runtime.engine.connect() as conn:
+        return list(conn.execute(select(signals).order_by(signals.c.id)))
+
+
+def people(polku: Polku) -> dict[str, tuple[PersonState, SessionState | None]]:
+    with polku.runtime.engine.connect() as conn:
+        rows = conn.execute(select(signal_people)).all()
+    return {
+        row.key: (
+            PersonState.from_bytes(bytes(row.person)),
+            SessionState.from_bytes(bytes(row.session)) if row.session is not None else None,
+        )
+        for row in rows
+    }
+
+
+def research(anon: str, day: str) -> list[dict[str, Any]]:
+    """A shopper browsing, comparing and adding a jacket to the cart, on one day."""
+    return [
+        page(anon, f"{day}T08:00:00Z", "/"),
+        track(anon, "Products Searched", f"{day}T08:00:20Z", query="takki"),
+        track(anon, "Product Viewed", f"{day}T08:01:00Z", product_id="p1", name="Trail jacket"),
+        track(anon, "Reviews Viewed", f"{day}T08:02:30Z", product_id="p1"),
+        track(anon, "Product Added", f"{day}T08:03:00Z", product_id="p1", price=90, quantity=2),
+        track(anon, "Delivery Info Viewed", f"{day}T08:03:40Z", product_id="p1"),
+    ]
+
+
+@dataclass
+class FakeModel:
+    """A model that is sure of everything, except that it breaks on some rows."""
+
+    breaks_on_product_views: int = -1
+
+    def probabilities(self, rows: Iterable[Mapping[str, object]]) -> list[float]:
+        rows = list(rows)
+        if any(r["ProductRelated"] == self.breaks_on_product_views for r in rows):
+            raise RuntimeError("booster exploded")
+        return [0.9 for _ in rows]
+
+    def score(self, row: Mapping[str, object]) -> Any:
+        @dataclass
+        class Scored:
+            probability: float
+            reasons: tuple[Reason, ...]
+
+        return Scored(
+            0.9, (Reason("product_related", "Many product pages", "Monta tuotesivua", 0.7),)
+        )
+
+
+class BrokenRules(RuleBook):
+    """The shipped rules, except that evaluating them fails on one product."""
+
+    def evaluate(self, snapshot: Any, *args: Any, **kwargs: Any) -> Any:
+        if snapshot.product_id == "boom":
+            raise ValueError("rule exploded")
+        return super().evaluate(snapshot, *args, **kwargs)
+
+
+def test_the_pipeline_keeps_the_same_features_as_the_tracker(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    messages = research("anon-1", "2026-11-10")
+    post(polku, messages[:3])
+    post(polku, messages[3:])  # two batches: the state goes through the tables
+    [(person, session)] = people(polku).values()
+    tracker = Tracker()
+    for m in messages:
+        tracker.observe(m)
+    assert person == tracker.people["anon:anon-1"]
+    assert session == tracker.sessions["anon:anon-1"]
+    assert session is not None
+    assert session.counts == [0, 2, 3]  # home + delivery info; search, product, reviews
+    # 20 s on the home page; 40 s search, 90 s product, 30 + 40 s reviews (the add is no view)
+    assert session.seconds == [0.0, 20.0, 200.0]
+    assert person.cart_value == 180.0 and person.cart_items == 2
+    with polku.runtime.engine.connect() as conn:
+        pages = {row.page: row for row in conn.execute(select(signal_pages))}
+    assert set(pages) == set(tracker.pages.pages)
+    assert pages["product:p1"].views == 2 and pages["product:p1"].unique_views == 1
+
+
+def test_the_same_behaviour_twice_raises_one_signal(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    views = [
+        track(
+            "anon-2", "Product Viewed", f"2026-11-{d:02d}T10:00:00Z", product_id="p7", name="Tent"
+        )
+        for d in (2, 3, 4)
+    ]
+    post(polku, views)
+    again = [{**m, "messageId": str(uuid.uuid4())} for m in views]
+    post(polku, again)
+    found = [s for s in stored_signals(polku) if s.kind == "repeat_product_views"]
+    assert len(found) == 1
+    [signal] = found
+    assert orjson.loads(signal.products) == ["p7"]
+    reasons = orjson.loads(signal.reasons)
+    assert reasons[0]["en"] == "Viewed Tent 3 times in 7 days"
+    assert reasons[0]["fi"] == "Katsoi tuotetta Tent 3 kertaa 7 päivässä"
+
+
+def test_a_high_value_cart_idle_for_30_minutes_by_event_time(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    post(
+        polku,
+        [
+            track(
+                "anon-3",
+                "Product Added",
+                "2026-11-05T12:00:00Z",
+                product_id="p2",
+                price=160,
+                quantity=1,
+            ),
+            track("anon-3", "Product Viewed", "2026-11-05T12:10:00Z", product_id="p3"),
+        ],
+    )
+    post(polku, [page("someone-else", "2026-11-05T12:20:00Z", "/")])
+    assert [s.kind for s in stored_signals(polku)] == []  # 20 minutes: not idle yet
+    post(polku, [page("someone-else", "2026-11-05T12:31:00Z", "/ohje")])
+    [signal] = stored_signals(polku)
+    assert signal.kind == "high_value_cart_idle"
+    due = datetime(2026, 11, 5, 12, 30, tzinfo=UTC)  # 12:00 + 30 min, in event time
+    assert signal.at == int(due.timestamp() * 1000)
+    assert orjson.loads(signal.products) == ["p2"]
+    assert orjson.loads(signal.reasons)[0]["en"] == (
+        "Left a cart worth 160.00 € untouched for 30 minutes"
+    )
+    post(polku, [page("someone-else", "2026-11-05T14:00:00Z", "/")])
+    assert len(stored_signals(polku)) == 1  # fired once
+
+
+def test_a_cart_bought_before_it_is_idle_raises_nothing(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    post(
+        polku,
+        [
+            track(
+                "anon-4",
+                "Product Added",
+                "2026-11-05T12:00:00Z",
+                product_id="p2",
+                price=160,
+                quantity=1,
+            ),
+            track("anon-4", "Order Completed", "2026-11-05T12:05:00Z", order_id="o-4", revenue=160),
+            page("someone-else", "2026-11-05T13:00:00Z", "/"),
+        ],
+    )
+    assert stored_signals(polku) == []
+
+
+def test_a_failing_model_or_rule_on_one_event_does_not_stop_the_pipeline(
+    polku: Polku, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = signals_consumer(polku)
+    consumer.scorer = FakeModel(breaks_on_product_views=2)
+    consumer.rules = BrokenRules(consumer.rules.rules)
+    messages = [
+        track("anon-5", "Product Viewed", "2026-11-06T10:00:00Z", product_id="p1"),
+        track("anon-5", "Product Viewed", "2026-11-06T10:01:00Z", product_id="p2"),  # model fails
+        track("anon-5", "Product Viewed", "2026-11-06T10:02:00Z", product_id="boom"),  # rules fail
+        track("anon-5", "Product Viewed", "2026-11-06T10:03:00Z", product_id="p4"),
+    ]
+    post(polku, messages)
+    logged = caplog.text
+    assert messages[1]["messageId"] in logged and "scoring failed" in logged
+    assert messages[2]["messageId"] in logged and "rules failed" in logged
+    [signal] = stored_signals(polku)  # from the first event; re-armed only below 0.4
+    assert signal.kind == MODEL_KIND and signal.event_id == messages[0]["messageId"]
+    assert orjson.loads(signal.reasons)[1]["code"] == "product_related"
+    [(_, session)] = people(polku).values()
+    assert session is not None and session.counts[2] == 4  # every event counted
+    post(polku, [track("anon-5", "Product Viewed", "2026-11-06T10:04:00Z", product_id="p5")])
+    assert polku.runtime.pipeline is not None
+    assert polku.runtime.pipeline.position == polku.runtime.log.head()
+
+
+def test_replay_gives_the_same_features(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    post(polku, research("anon-6", "2026-11-12"))
+    post(polku, research("anon-7", "2026-11-12") + research("anon-6", "2026-11-13"))
+    before = people(polku)
+    with polku.runtime.engine.connect() as conn:
+        pages_before = sorted(tuple(r) for r in conn.execute(select(signal_pages)))
+    assert polku.runtime.pipeline is not None
+    polku.runtime.pipeline.replay()
+    assert people(polku) == before
+    with polku.runtime.engine.connect() as conn:
+        assert sorted(tuple(r) for r in conn.execute(select(signal_pages))) == pages_before
