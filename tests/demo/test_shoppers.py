@@ -20,6 +20,7 @@ from polku.demo.shoppers import (
     JOURNEYS,
     STORES,
     WAREHOUSE,
+    DemoStore,
     JourneyKind,
     Shopper,
     ShopperSimulator,
@@ -63,6 +64,14 @@ def on_till(message: Message) -> bool:
 def linking_ids(messages: Iterable[Message]) -> set[tuple[str, str]]:
     """Identifiers that identity resolution may join people on (shared devices excluded)."""
     return {(i.type, i.value) for m in messages for i in extract(m, CONFIG) if not i.shared}
+
+
+def km(a: DemoStore, b: DemoStore) -> float:
+    return distance_km(a.latitude, a.longitude, b.latitude, b.longitude)
+
+
+def checked_stores(checks: list[Message]) -> list[DemoStore]:
+    return [next(s for s in STORES if s.id == c["properties"]["store_id"]) for c in checks]
 
 
 def people(messages: list[Message]) -> int:
@@ -154,6 +163,9 @@ def test_stock_levels_are_fixed_and_varied() -> None:
     online = [stock_level(sku, WAREHOUSE.id) for sku in skus]
     assert sum(n > 0 for n in online) / len(skus) > 0.9 and max(online) <= 44
     assert stock_level("P1001-MUS-M", "store-hki-kamppi") == 2
+    # A shopper who checks the stores can always find some colour and size of a product.
+    for product in CATALOGUE:
+        assert any(stock_level(sku, s.id) for sku in product.skus for s in STORES), product.id
 
 
 def test_invalid_arguments_say_what_to_do() -> None:
@@ -342,8 +354,16 @@ def test_webrooming_links_web_and_store_when_the_shopper_logs_in() -> None:
         assert store[-1]["event"] == "POS Order Completed"
         stocked = [m for m in web if m.get("event") == "Store Stock Checked"][-1]["properties"]
         assert stocked["in_stock"] and stocked["store_id"] == store[-1]["properties"]["store_id"]
-        bought = {p["product_id"] for p in store[-1]["properties"]["products"]}
-        assert stocked["product_id"] in bought
+        bought = {p["sku"] for p in store[-1]["properties"]["products"]}
+        assert stocked["sku"] in bought
+        checks = [m for m in web if m.get("event") == "Store Stock Checked"]
+        for check in checks:  # the stock the demo store was seeded with, nearest store first
+            props = check["properties"]
+            assert props["quantity_available"] == stock_level(props["sku"], props["store_id"])
+            assert props["in_stock"] == (props["quantity_available"] > 0)
+        assert not any(c["properties"]["in_stock"] for c in checks[:-1])
+        stores = checked_stores(checks)
+        assert [km(stores[0], s) for s in stores] == sorted(km(stores[0], s) for s in stores)
         if any(m["type"] == "identify" for m in web):
             logged_in += 1
             assert linking_ids(web) & linking_ids(store)
@@ -422,7 +442,10 @@ def test_returner_returns_part_of_an_online_order_at_a_store() -> None:
 
 def test_hesitant_shopper_checks_a_nearby_store_and_buys_nothing() -> None:
     checked_logged_in = 0
-    for journey in journeys("hesitant", 30):
+    simulator = ShopperSimulator(seed=11, bad_event_rate=0)
+    for _ in range(30):
+        journey = simulator.journey("hesitant")
+        assert simulator.last_shopper is not None
         tracks = [m for m in journey if m["type"] == "track"]
         events = [m["event"] for m in tracks]
         assert not {"Order Completed", "POS Order Completed", "Product Added"} & set(events)
@@ -431,18 +454,20 @@ def test_hesitant_shopper_checks_a_nearby_store_and_buys_nothing() -> None:
         assert 3 <= len(views) <= 5
         assert len({m["properties"]["sku"] for m in views}) == 1  # the same product each time
         checks = [m for m in tracks if m["event"] == "Store Stock Checked"]
-        shopper_home = {m["properties"]["store_id"] for m in checks[:1]}
-        assert shopper_home <= STORE_IDS
+        assert checks[0]["properties"]["store_id"] == simulator.last_shopper.home_store_id
         for check in checks:
             props = check["properties"]
             assert props["sku"] == views[0]["properties"]["sku"]
             # What the shopper is told is the stock the demo store was seeded with.
             assert props["quantity_available"] == stock_level(props["sku"], props["store_id"])
             assert props["in_stock"] == (props["quantity_available"] > 0)
-        cities = {
-            next(s.city for s in STORES if s.id == c["properties"]["store_id"]) for c in checks
-        }
-        assert len(cities) == 1  # only stores near them: their home store's city
+        home = next(s for s in STORES if s.id == checks[0]["properties"]["store_id"])
+        for check in checks:  # only stores near them, nearest first
+            store = next(s for s in STORES if s.id == check["properties"]["store_id"])
+            assert km(home, store) <= 50
+        assert [km(home, s) for s in checked_stores(checks)] == sorted(
+            km(home, s) for s in checked_stores(checks)
+        )
         assert people(journey) == 1
         checked_logged_in += "userId" in checks[0]
     assert 0 < checked_logged_in < 30

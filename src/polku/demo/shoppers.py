@@ -12,14 +12,15 @@ The messages are plain dicts in the exact shape of the Segment HTTP Tracking API
 ================  ==========================================================================
 journey           what the shopper does
 ================  ==========================================================================
-``webrooming``    browses the web shop anonymously, checks stock in a store, logs in (or not),
-                  then buys at that store's till with the loyalty card (or a receipt email)
+``webrooming``    browses the web shop anonymously, checks stock in the stores nearest first
+                  until one has it, logs in (or not), then buys at that store's till with
+                  the loyalty card (or a receipt email)
 ``showrooming``   visits a store (loyalty card scanned), later logs in to the app and buys there
 ``cross_device``  fills a cart on the web, logs in, finishes the order in the phone app
 ``abandoner``     browses, adds to cart, starts checkout and leaves (sometimes leaving an email)
 ``returner``      orders online, then returns part of the order at a store
 ``hesitant``      views one product three to five times over a day or two, checks its stock
-                  at the home store (and the other stores of that city until one has it), and
+                  at the home store (and the others within 50 km until one has it), and
                   leaves without buying
 ================  ==========================================================================
 
@@ -43,6 +44,7 @@ import copy
 import hashlib
 import heapq
 import itertools
+import math
 import random
 import time
 import uuid
@@ -431,6 +433,7 @@ JOURNEYS: Final[tuple[JourneyKind, ...]] = (
     "hesitant",
 )
 _JOURNEY_WEIGHTS: Final = (35, 20, 15, 20, 10, 10)
+_NEARBY_KM: Final = 50.0  # how far a hesitant shopper would go to look at the product
 
 # Stock the demo store is seeded with (`stock_level`): a few SKUs are set by hand so the
 # availability API shows "only 2 left" and "sold out" on the products the demo talks about.
@@ -777,6 +780,52 @@ class _Trip:
         self._emit("track", {"userId": self.shopper.user_id}, body, "email", context)
 
 
+def _km(a: DemoStore, b: DemoStore) -> float:
+    """Great-circle distance between two stores (haversine), in kilometres."""
+    phi1, phi2 = math.radians(a.latitude), math.radians(b.latitude)
+    dphi, dlam = phi2 - phi1, math.radians(b.longitude - a.longitude)
+    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(h))
+
+
+def _by_distance(home: DemoStore) -> list[DemoStore]:
+    """The stores nearest first, starting with `home`."""
+    return sorted(STORES, key=lambda store: _km(home, store))
+
+
+def _stocked(line: _Line) -> _Line:
+    """`line`, or when no store has its SKU, the first colour and size of the product that
+    some store has (a shopper who checks stores goes for one they can find)."""
+    if any(stock_level(line.sku, store.id) > 0 for store in STORES):
+        return line
+    product = line.product
+    for colour in product.colours:
+        for size in product.sizes:
+            if any(stock_level(product.sku(size, colour), store.id) > 0 for store in STORES):
+                return _Line(product, size, colour, line.quantity)
+    return line
+
+
+def _check_stock(trip: _Trip, store: DemoStore, line: _Line) -> int:
+    """The shopper looks up `line` at `store` on the web shop; the answer is the stock the
+    demo store was seeded with. Returns the units."""
+    units = stock_level(line.sku, store.id)
+    trip.web_track(
+        "Store Stock Checked",
+        {
+            "store_id": store.id,
+            "store_name": store.name,
+            "product_id": line.product.id,
+            "sku": line.sku,
+            "name": line.product.name,
+            "variant": line.colour,
+            "in_stock": units > 0,
+            "quantity_available": units,
+        },
+    )
+    return units
+
+
 class ShopperSimulator:
     """Invents shoppers and writes their journeys as Segment messages, the same for one seed.
 
@@ -965,26 +1014,12 @@ class ShopperSimulator:
         chosen = rng.choice(viewed)
         if rng.random() < 0.7:
             self._login(trip)
+        chosen = _stocked(chosen)
         home = next(s for s in STORES if s.id == trip.shopper.home_store_id)
-        stores = [home, *(s for s in STORES if s is not home)]
         store = home
-        for store in stores[:3]:  # the first store with stock is where they go
+        for store in _by_distance(home):  # the nearest store with stock is where they go
             trip.wait(10, 60)
-            in_stock = rng.random() < 0.8 or store is stores[2]
-            trip.web_track(
-                "Store Stock Checked",
-                {
-                    "store_id": store.id,
-                    "store_name": store.name,
-                    "product_id": chosen.product.id,
-                    "sku": chosen.sku,
-                    "name": chosen.product.name,
-                    "variant": chosen.colour,
-                    "in_stock": in_stock,
-                    "quantity_available": rng.randint(1, 6) if in_stock else 0,
-                },
-            )
-            if in_stock:
+            if _check_stock(trip, store, chosen) > 0:
                 break
         trip.wait(2 * _HOUR, 3 * _DAY)
         trip.wait_for_opening()
@@ -1254,24 +1289,11 @@ class ShopperSimulator:
             trip.page(product.path, product.name, category=product.category)
             trip.web_track("Product Viewed", _product_properties(line))
         home = next(s for s in STORES if s.id == trip.shopper.home_store_id)
-        nearby = [home, *(s for s in STORES if s.city == home.city and s is not home)]
-        for store in nearby:
+        for store in _by_distance(home):
+            if _km(home, store) > _NEARBY_KM:
+                break
             trip.wait(10, 60)
-            units = stock_level(line.sku, store.id)
-            trip.web_track(
-                "Store Stock Checked",
-                {
-                    "store_id": store.id,
-                    "store_name": store.name,
-                    "product_id": product.id,
-                    "sku": line.sku,
-                    "name": product.name,
-                    "variant": line.colour,
-                    "in_stock": units > 0,
-                    "quantity_available": units,
-                },
-            )
-            if units > 0:
+            if _check_stock(trip, store, line) > 0:
                 break
         if rng.random() < 0.5:  # one more look before leaving
             trip.wait(30, 600)
