@@ -21,6 +21,8 @@ from routed_signals import (
 )
 
 from conftest import Polku
+from polku.signals.routing import route
+from polku.storage.engine import make_engine, writing
 
 
 def test_queues_list_and_filter_signals(polku: Polku) -> None:
@@ -128,3 +130,20 @@ def test_the_live_feed_of_a_queue_receives_a_newly_routed_signal(polku: Polku) -
     assert [data["dedupe_key"] for _, data in items] == [first.dedupe_key, second.dedupe_key]
     assert items[0][1]["reasons"][0]["fi"].startswith("Katsoi")
     assert "store:hki-kamppi" in items[0][1]["queues"]
+
+
+def test_the_live_feed_sees_signals_routed_by_another_process(polku: Polku) -> None:
+    """A worker or the pipeline's child process writes through an engine of its own: no
+    in-process wake-up, so the feed finds the signal by watching the table."""
+    store(polku, "hki-kamppi")
+    watcher = Watcher(polku.client, polku.admin, queue="store:hki-kamppi", limit=1, seconds=20)
+    assert watcher.ready.wait(20) and watcher.status == 200
+    elsewhere = make_engine(polku.runtime.settings)
+    try:
+        c = candidate(store_id="hki-kamppi")
+        with writing(elsewhere) as conn:
+            route(conn, [c])
+    finally:
+        elsewhere.dispose()
+    [(kind, data)] = watcher.join()
+    assert kind == "signal" and data["dedupe_key"] == c.dedupe_key
