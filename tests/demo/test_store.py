@@ -76,6 +76,12 @@ def test_the_demo_store_answers_every_commerce_api(polku: Polku) -> None:
     sold_out = {s["location_id"] for s in black_m["stores"] if s["sellable"] == 0}
     assert sold_out == {"store-tre-ratina", "store-oulu-valkea"}
 
+    # Stock is what was counted today: the history's till sales came before the count.
+    levels = get(polku, "/v1/stock", location_id="store-hki-kamppi")["levels"]
+    assert len(levels) == sum(len(p.skus) for p in CATALOGUE)
+    assert all(x["on_hand"] == stock_level(x["sku"], "store-hki-kamppi") for x in levels)
+    assert sum(x["reserved"] for x in levels) == 1  # Aino's click and collect order
+
     # Stores open now: a weekday noon they are; Itsenäisyyspäivä they are not.
     near = get(polku, "/v1/locations/nearest", postal_code="33100", k=3, at=_next_weekday_noon(2))
     assert near["locations"][0]["location_id"] == "store-tre-ratina"

@@ -44,7 +44,7 @@ from polku.commerce.locations.queries import get_location
 from polku.commerce.returns import actions as returns
 from polku.commerce.returns.queries import get_return
 from polku.commerce.stock import actions as stock
-from polku.commerce.stock.queries import levels_of
+from polku.commerce.stock.queries import movements_of
 from polku.demo.shoppers import (
     BRAND,
     CATALOGUE,
@@ -301,15 +301,29 @@ def _seed_catalogue(runtime: Runtime, ws: str, report: SeedReport) -> None:
     report.products = len(batch)
 
 
+def _counted(conn: Connection, ws: str, place: DemoStore, probe: str) -> bool:
+    """Whether the demo's opening count of `place` was made (its movement of SKU `probe`)."""
+    return any(
+        movement["reference"] == _count_id(place)
+        for movement in movements_of(conn, ws, probe, location_id=place.id, limit=500)
+    )
+
+
+def _count_id(place: DemoStore) -> str:
+    return f"demo-opening-count-{place.id}"
+
+
 def _seed_stock(runtime: Runtime, ws: str, report: SeedReport) -> None:
+    """Count every SKU at every location, once. The count comes after the history's till
+    sales in the log (it is today's count, they are past sales), so it sets the levels."""
     skus = [sku for product in CATALOGUE for sku in product.skus]
     for place in _all_locations():
+        probe = next(sku for sku in skus if stock_level(sku, place.id) > 0)
         with runtime.engine.connect() as conn:
-            counted = bool(levels_of(conn, ws, location_id=place.id))
-        if counted:  # counted before (or sold from since): the demo's stock lives on
-            continue
+            if _counted(conn, ws, place, probe):
+                continue
         lines = [stock.Line(sku, stock_level(sku, place.id)) for sku in skus]
-        stock.count(runtime, ws, place.id, lines, count_id=f"demo-opening-count-{place.id}")
+        stock.count(runtime, ws, place.id, lines, count_id=_count_id(place))
         report.stock_counts += 1
 
 
@@ -767,11 +781,11 @@ def seed_demo_store(
     report = SeedReport(workspace_id)
     _seed_locations(runtime, workspace_id, moment.date(), report)
     _seed_catalogue(runtime, workspace_id, report)
-    _seed_stock(runtime, workspace_id, report)
     _policy(runtime, workspace_id)
     messages, returned = _histories(int(moment.timestamp() * 1000))
     report.events_appended = _collect(runtime, workspace_id, messages)
     _settle(runtime)
+    _seed_stock(runtime, workspace_id, report)
     _seed_return(runtime, workspace_id, returned, report)
     _seed_reservation(runtime, workspace_id)
     _settle(runtime)
