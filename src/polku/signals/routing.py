@@ -299,8 +299,13 @@ def _identity() -> IdentityConfig:
     return IdentityConfig()
 
 
-def _traits(conn: Connection, workspace_id: str, profile_id: str) -> tuple[str, dict[str, Any]]:
-    holder = resolve(conn, workspace_id, profile_id) or profile_id
+def _traits(
+    conn: Connection, workspace_id: str, profile_id: str
+) -> tuple[str | None, dict[str, Any]]:
+    """The profile holding `profile_id` now and its traits; (None, {}) for no profile."""
+    holder = resolve(conn, workspace_id, profile_id)
+    if holder is None:
+        return None, {}
     raw = conn.execute(
         select(profiles.c.traits).where(
             profiles.c.workspace_id == workspace_id, profiles.c.profile_id == holder
@@ -344,7 +349,7 @@ def _store_of(conn: Connection, candidate: Candidate) -> str | None:
             found = get_location(conn, ws, str(value))
             if found is not None and found.active:
                 return found.location_id
-    inferred = preferred_store(conn, ws, holder, _identity())
+    inferred = None if holder is None else preferred_store(conn, ws, holder, _identity())
     if inferred is not None:
         found = get_location(conn, ws, inferred)
         if found is not None and found.active:
