@@ -26,6 +26,7 @@ from polku.ops.api import router as ops_router
 from polku.ops.health import Readiness
 from polku.ops.middleware import MetricsMiddleware
 from polku.profiles.api import router as profiles_router
+from polku.recommend.api import router as recommend_router
 from polku.runtime import Runtime
 from polku.settings import Settings
 from polku.signals.api import router as signals_router
@@ -97,6 +98,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "description": "Returns and their windows, inspection, refunds, the outlet.",
             },
             {
+                "name": "recommendations",
+                "description": "What a person should see now, in stock nearby, with reasons.",
+            },
+            {
                 "name": "signals",
                 "description": "Buying signals on queues: live feed, claims, outcomes, webhooks.",
             },
@@ -127,6 +132,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(orders_router)
     app.include_router(giftcards_router)
     app.include_router(returns_router)
+    app.include_router(recommend_router)
     app.include_router(signals_router)
 
     @app.get("/health", tags=["debugger"])

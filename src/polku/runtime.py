@@ -49,6 +49,8 @@ from polku.pipeline.progress import PartitionedProgress, PipelineProgress, Progr
 from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE, Worker
 from polku.profiles.projection import ProfilesConsumer
+from polku.recommend.interactions import InteractionsConsumer
+from polku.recommend.serving import forget as forget_recommendations
 from polku.settings import Settings
 from polku.signals.consumer import SignalsConsumer
 from polku.signals.webhooks import deliver_due
@@ -160,6 +162,7 @@ class Runtime:
             self._process.join(timeout=30)
             self._process = None
         self.log.close()
+        forget_recommendations(self.engine)  # stops its background training runs first
         self.engine.dispose()
 
 
@@ -183,6 +186,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         SignalsConsumer(identity),
         GiftCardsConsumer(),
         ReturnsConsumer(),
+        InteractionsConsumer(),
     ]
 
 

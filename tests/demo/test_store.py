@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -117,6 +118,9 @@ def test_the_demo_store_answers_every_commerce_api(polku: Polku) -> None:
     )
     tills = [o for o in orders if o["channel"] == "store"]
     assert len(tills) == 3 and {o["store_id"] for o in tills} == {"store-hki-kamppi"}
+    for receipt in tills:  # rung up while the store was open
+        local = datetime.fromisoformat(receipt["placed_at"]).astimezone(ZoneInfo("Europe/Helsinki"))
+        assert 12 <= local.hour < 18, local
     returned = next(o for o in orders if o["order_id"] == "PR-DEMO-AINO-W3")
     assert returned["status"] == "partly_refunded" and returned["refunded_total"] == "259.00"
     oldest = datetime.fromisoformat(orders[-1]["placed_at"])

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 _SOURCE: Final = "demo-store"  # the write key the seeded history is collected under
-_DAY_MS: Final = 86_400_000
+_HELSINKI: Final = ZoneInfo("Europe/Helsinki")
 _SHIPPING_CENTS: Final = 590
 _FREE_SHIPPING_CENTS: Final = 7900
 
@@ -363,24 +364,31 @@ def _amounts(items: Sequence[dict[str, Any]], *, delivered: bool) -> dict[str, A
 class _History:
     """One customer's messages as their shop, app and tills sent them, `days` ago."""
 
-    def __init__(self, customer: DemoCustomer, now_ms: int) -> None:
+    def __init__(self, customer: DemoCustomer, now: datetime) -> None:
         self.customer = customer
-        self.now_ms = now_ms
+        self.now = now
         self.messages: list[dict[str, Any]] = []
 
-    def _at(self, days: float) -> str:
-        return to_iso(self.now_ms - int(days * _DAY_MS))
+    def _at(self, days: int, clock: str) -> str:
+        """`days` before now at `clock` (HH:MM) Helsinki time (a day earlier if that is
+        still to come), so till receipts fall within opening hours."""
+        hour, minute = (int(part) for part in clock.split(":"))
+        local = (self.now - timedelta(days=days)).astimezone(_HELSINKI)
+        moment = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if moment > self.now:
+            moment -= timedelta(days=1)
+        return to_iso(int(moment.timestamp() * 1000))
 
-    def _add(self, key: str, days: float, body: dict[str, Any]) -> None:
+    def _add(self, key: str, days: int, clock: str, body: dict[str, Any]) -> None:
         self.messages.append(
             {
                 "messageId": f"demo-seed-{self.customer.user_id.removeprefix('demo-')}-{key}",
-                "timestamp": self._at(days),
+                "timestamp": self._at(days, clock),
                 **body,
             }
         )
 
-    def identify(self, key: str, days: float, channel: str, extra: dict[str, Any]) -> None:
+    def identify(self, key: str, days: int, channel: str, extra: dict[str, Any]) -> None:
         c = self.customer
         traits: dict[str, Any] = {
             "firstName": c.first_name,
@@ -396,6 +404,7 @@ class _History:
         self._add(
             key,
             days,
+            "19:30",
             {
                 "type": "identify",
                 "userId": c.user_id,
@@ -407,7 +416,7 @@ class _History:
     def online(
         self,
         key: str,
-        days: float,
+        days: int,
         channel: str,
         items: Sequence[dict[str, Any]],
         *,
@@ -427,6 +436,7 @@ class _History:
         self._add(
             key,
             days,
+            "20:15",
             {
                 "type": "track",
                 "event": "Order Completed",
@@ -444,7 +454,7 @@ class _History:
         }
 
     def till(
-        self, key: str, days: float, store_id: str, items: Sequence[dict[str, Any]], payment: str
+        self, key: str, days: int, store_id: str, items: Sequence[dict[str, Any]], payment: str
     ) -> None:
         c = self.customer
         found: dict[str, Any] = (
@@ -455,6 +465,7 @@ class _History:
         self._add(
             key,
             days,
+            "15:40",
             {
                 "type": "track",
                 "event": "POS Order Completed",
@@ -470,10 +481,11 @@ class _History:
             },
         )
 
-    def visit(self, key: str, days: float, store_id: str) -> None:
+    def visit(self, key: str, days: int, store_id: str) -> None:
         self._add(
             key,
             days,
+            "15:20",
             {
                 "type": "track",
                 "event": "Store Visited",
@@ -494,11 +506,12 @@ class _History:
             },
         )
 
-    def viewed(self, key: str, days: float, item: dict[str, Any]) -> None:
+    def viewed(self, key: str, days: int, clock: str, item: dict[str, Any]) -> None:
         product = _PRODUCTS[item["product_id"]]
         self._add(
             key,
             days,
+            clock,
             {
                 "type": "track",
                 "event": "Product Viewed",
@@ -514,9 +527,9 @@ class _History:
         )
 
 
-def _histories(now_ms: int) -> tuple[list[dict[str, Any]], str]:
+def _histories(now: datetime) -> tuple[list[dict[str, Any]], str]:
     """Every seeded customer's messages, and the order id of the jacket Aino returns."""
-    aino, eino, helmi = (_History(c, now_ms) for c in CUSTOMERS)
+    aino, eino, helmi = (_History(c, now) for c in CUSTOMERS)
 
     aino.identify("signup", 240, "web", {"city": "Helsinki"})
     aino.online(
@@ -561,8 +574,8 @@ def _histories(now_ms: int) -> tuple[list[dict[str, Any]], str]:
         shipping_method="home_delivery",
         payment_method="card",
     )
-    aino.viewed("PV1", 1.2, _item("P1002", "Musta", "S"))
-    aino.viewed("PV2", 0.3, _item("P1002", "Musta", "S"))
+    aino.viewed("PV1", 1, "21:05", _item("P1002", "Musta", "S"))
+    aino.viewed("PV2", 0, "07:40", _item("P1002", "Musta", "S"))
 
     eino.identify("signup", 300, "app", {"city": "Tampere", **eino.customer.stated})
     eino.online(
@@ -778,11 +791,13 @@ def seed_demo_store(
     (its default, the wall clock, is what the demo wants: a timeline ending today).
     """
     moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     report = SeedReport(workspace_id)
     _seed_locations(runtime, workspace_id, moment.date(), report)
     _seed_catalogue(runtime, workspace_id, report)
     _policy(runtime, workspace_id)
-    messages, returned = _histories(int(moment.timestamp() * 1000))
+    messages, returned = _histories(moment)
     report.events_appended = _collect(runtime, workspace_id, messages)
     _settle(runtime)
     _seed_stock(runtime, workspace_id, report)

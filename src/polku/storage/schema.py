@@ -18,6 +18,7 @@ from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
+from polku.recommend import tables as recommend_tables
 from polku.signals import state as signal_state
 from polku.signals import tables as signal_tables
 from polku.storage.metadata import metadata
@@ -35,6 +36,7 @@ _REGISTERED = (
     log_tables,
     order_tables,
     profile_tables,
+    recommend_tables,
     return_tables,
     signal_state,
     signal_tables,

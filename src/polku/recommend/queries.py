@@ -1,0 +1,611 @@
+"""What should this person see now: `recommend` for one context, with reasons and rules.
+
+1. **Who.** The profile (following merges) and whether they allow personalisation (their
+   newest answer on ``personalisation`` for the channel, or for every channel; never
+   answered counts as allowed). An unknown profile, or no consent, gets the non-personal
+   answer, and the response says so (`fallback`).
+2. **Candidates** from the context's sources, each score scaled to 0..1 and weighted:
+   personal factors (ALS), the person's recent views (viewed next, live), bought together
+   (live, from orders and receipts), people-who-liked (item-item co-occurrence), similar by
+   content (TF-IDF, for new products), search hits, and popularity at the person's store or
+   overall. The source that gave an item most of its score is its reason.
+3. **Rules.** Only active products with an active variant; not what the person bought
+   (unless the product's ``replenishable`` attribute is true), not what they returned, not
+   what the context is already about; only products with sellable units online (any
+   warehouse) or at the person's store (the one asked for, else stated, else inferred from
+   their history, else nearest to lat/lon), naming the store; at most `per_category` of one
+   category before others (diversity); optional boosts by the ``margin`` attribute (0..1)
+   and for ``outlet`` products.
+
+Everything is read in a handful of indexed queries; the models are in memory
+(`polku.recommend.serving`), so an answer takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from polku.commerce.catalog.queries import Product, get_product, get_products
+from polku.commerce.catalog.search import search
+from polku.commerce.catalog.tables import pairs
+from polku.commerce.locations.geo import distance_km
+from polku.commerce.orders.preferences import preferred_store
+from polku.commerce.stock.reference import reference
+from polku.commerce.stock.tables import levels
+from polku.errors import InvalidField, NotFound
+from polku.identity.identifiers import IdentityConfig
+from polku.identity.tables import event_profiles
+from polku.profiles.queries import consent_of, get_profile
+from polku.recommend.bundle import Bundle
+from polku.recommend.models import top_k
+from polku.recommend.reasons import Reason, availability_words, words
+from polku.recommend.serving import bundle as current_bundle
+from polku.recommend.tables import interactions, transitions
+
+__all__ = ["BOOSTS", "CONTEXTS", "MAX_K", "Ask", "recommend"]
+
+CONTEXTS: Final = ("home", "product", "cart", "post_purchase", "search", "next_best_offer")
+BOOSTS: Final = ("margin", "outlet")
+MAX_K: Final = 50
+_POOL: Final = 200  # candidates per model source
+_HISTORY: Final = 300  # newest interactions of a person read
+_SEEDS: Final = 10  # items a context starts from (cart lines, recent views, hits)
+_PARTNERS: Final = 30  # live partners read per seed
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request for recommendations (see `recommend`)."""
+
+    context: str = "home"
+    k: int = 10
+    profile: str | None = None
+    product: str | None = None
+    items: tuple[str, ...] = ()  # the cart's products (context cart), or what was bought
+    q: str | None = None
+    store: str | None = None
+    near: tuple[float, float] | None = None
+    lang: str = "en"
+    channel: str = "web"
+    boosts: tuple[str, ...] = ()
+    at: datetime | None = None
+
+
+@dataclass
+class _Person:
+    holder: str | None = None
+    allowed: bool = False
+    fallback: str | None = None
+    stated_store: str | None = None
+    bought: dict[str, int] = field(default_factory=dict)
+    returned: set[str] = field(default_factory=set)
+    recent: list[str] = field(default_factory=list)  # viewed or added, newest first
+    history: dict[str, float] = field(default_factory=dict)  # product -> net weight
+    last_order: list[str] = field(default_factory=list)
+    cart: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pool:
+    """Candidates: product -> summed score, and the best-contributing reason."""
+
+    scores: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    best: dict[str, tuple[float, Reason]] = field(default_factory=dict)
+
+    def add(self, found: Iterable[tuple[str, float, Reason]], weight: float) -> None:
+        listed = [(p, s, r) for p, s, r in found if s > 0 and math.isfinite(s)]
+        if not listed:
+            return
+        top = max(s for _, s, _ in listed)
+        for pid, score, reason in listed:
+            part = weight * score / top
+            self.scores[pid] += part
+            if pid not in self.best or self.best[pid][0] < part:
+                self.best[pid] = (part, reason)
+
+
+# -- the person ---------------------------------------------------------------------------------
+
+
+def _allowed(consent: Mapping[str, Mapping[str, Any]], channel: str) -> bool:
+    answers = consent.get("personalisation", {})
+    latest = max(
+        (answers[c] for c in (channel, "*") if c in answers), key=lambda e: e.at, default=None
+    )
+    return latest is None or bool(latest.granted)
+
+
+def _person(conn: Connection, ws: str, ask: Ask, config: IdentityConfig) -> _Person:
+    person = _Person()
+    if ask.profile is None:
+        person.fallback = "no_profile"
+        return person
+    profile = get_profile(conn, ws, ask.profile, config)
+    if profile is None:
+        person.fallback = "unknown_profile"
+        return person
+    person.holder = profile.profile_id
+    stated = profile.traits.get("preferred_store")
+    if isinstance(stated, str | int) and not isinstance(stated, bool):
+        person.stated_store = str(stated)
+    found = consent_of(conn, ws, profile.profile_id)
+    person.allowed = _allowed(found[1], ask.channel) if found else True
+    if not person.allowed:
+        person.fallback = "no_consent"
+    ri, ep = interactions.c, event_profiles.c
+    rows = conn.execute(
+        select(ri.product_id, ri.kind, ri.weight, ri.offset)
+        .select_from(event_profiles.join(interactions, ri.offset == ep.offset))
+        .where(ep.workspace_id == ws, ep.profile_id == person.holder)
+        .order_by(ep.timestamp.desc(), ep.offset.desc())
+        .limit(_HISTORY)
+    ).all()
+    last_order: int | None = None
+    cart: dict[str, bool] = {}
+    for pid, kind, weight, offset in rows:  # newest first
+        person.history[pid] = person.history.get(pid, 0.0) + float(weight)
+        if kind == "purchase":
+            person.bought[pid] = person.bought.get(pid, 0) + 1
+            if last_order is None:
+                last_order = offset
+            if offset == last_order:
+                person.last_order.append(pid)
+            cart.setdefault(pid, False)  # bought after it was added: not in the cart
+        elif kind == "return":
+            person.returned.add(pid)
+        else:
+            if pid not in person.recent:
+                person.recent.append(pid)
+            if kind == "cart":
+                cart.setdefault(pid, True)
+    person.cart = [pid for pid, open_ in cart.items() if open_]
+    return person
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def _live_partners(
+    conn: Connection, ws: str, seeds: Sequence[str], code: str, *, table: str
+) -> list[tuple[str, float, Reason]]:
+    found: list[tuple[str, float, Reason]] = []
+    for seed in seeds[:_SEEDS]:
+        if table == "pairs":
+            query = (
+                select(pairs.c.other_id, pairs.c.orders)
+                .where(pairs.c.workspace_id == ws, pairs.c.product_id == seed)
+                .order_by(pairs.c.orders.desc())
+            )
+        else:
+            query = (
+                select(transitions.c.next_id, transitions.c.count)
+                .where(transitions.c.workspace_id == ws, transitions.c.product_id == seed)
+                .order_by(transitions.c["count"].desc())
+            )
+        for other, n in conn.execute(query.limit(_PARTNERS)):
+            found.append((other, float(n), Reason(code, because=seed)))
+    return found
+
+
+def _neighbours(
+    b: Bundle, seeds: Sequence[str], code: str, *, content: bool = False
+) -> list[tuple[str, float, Reason]]:
+    model = b.content.neighbours if content else b.itemitem.neighbours
+    found: list[tuple[str, float, Reason]] = []
+    for seed in seeds[:_SEEDS]:
+        i = b.item_index.get(seed)
+        if i is None or i >= len(model.index):
+            continue
+        idx, sc = model.of(i)
+        found.extend(
+            (b.item_ids[j], float(s), Reason(code, because=seed))
+            for j, s in zip(idx.tolist(), sc.tolist(), strict=True)
+        )
+    return found
+
+
+def _personal(b: Bundle, person: _Person) -> list[tuple[str, float, Reason]]:
+    if not person.allowed or person.holder is None:
+        return []
+    items = [b.item_index[p] for p in person.history if p in b.item_index]
+    weights = [max(0.0, person.history[b.item_ids[i]]) for i in items]
+    scores = b.factors.scores(b.user_index.get(person.holder), items, weights)
+    if scores is None:
+        return []
+    idx, sc = top_k(scores, _POOL)
+    low = float(sc.min()) if len(sc) else 0.0
+    return [
+        (b.item_ids[i], float(s) - low + 1e-6, Reason("personal"))
+        for i, s in zip(idx.tolist(), sc.tolist(), strict=True)
+    ]
+
+
+def _popular(
+    conn: Connection, ws: str, b: Bundle | None, store: str | None, store_name: str | None
+) -> list[tuple[str, float, Reason]]:
+    if b is None:  # no models yet: plain counts of the newest interactions
+        ri = interactions.c
+        newest = (
+            select(ri.product_id, ri.weight)
+            .where(ri.workspace_id == ws)
+            .order_by(ri.offset.desc())
+            .limit(20_000)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(newest.c.product_id, func.sum(newest.c.weight).label("w"))
+            .group_by(newest.c.product_id)
+            .order_by(func.sum(newest.c.weight).desc())
+            .limit(_POOL)
+        ).all()
+        return [(pid, float(w), Reason("popular")) for pid, w in rows]
+    s = b.store_index.get(store) if store else None
+    idx, sc = top_k(b.popularity.scores(store=s), _POOL)
+    reason = Reason("popular_store", store=store_name) if s is not None else Reason("popular")
+    return [
+        (b.item_ids[i], float(v), reason) for i, v in zip(idx.tolist(), sc.tolist(), strict=True)
+    ]
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("true", "yes", "1"))
+
+
+def _margin(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return 0.0
+
+
+def _sellable(
+    conn: Connection, ws: str, found: Mapping[str, Product], locations: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Sellable units per product and location, over the product's active variants."""
+    sku_of = {v.sku: p.product_id for p in found.values() for v in p.variants if v.active}
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    if not sku_of or not locations:
+        return out
+    skus = sorted(sku_of)
+    for start in range(0, len(skus), 500):
+        for loc, sku, on_hand, reserved in conn.execute(
+            select(levels.c.location_id, levels.c.sku, levels.c.on_hand, levels.c.reserved).where(
+                levels.c.workspace_id == ws,
+                levels.c.location_id.in_(list(locations)),
+                levels.c.sku.in_(skus[start : start + 500]),
+                levels.c.on_hand > levels.c.reserved,
+            )
+        ):
+            out[sku_of[sku]][loc] += int(on_hand) - int(reserved)
+    return out
+
+
+# -- the answer ---------------------------------------------------------------------------------
+
+
+def _check(ask: Ask) -> None:
+    if ask.context not in CONTEXTS:
+        raise InvalidField(
+            f"Unknown context {ask.context[:40]!r}.",
+            field="context",
+            code="unknown_context",
+            hint=f"Use one of {', '.join(CONTEXTS)}.",
+        )
+    if not 1 <= ask.k <= MAX_K:
+        raise InvalidField(
+            f"k must be between 1 and {MAX_K}, not {ask.k}.", field="k", code="invalid_k"
+        )
+    for boost in ask.boosts:
+        if boost not in BOOSTS:
+            raise InvalidField(
+                f"Unknown boost {boost[:40]!r}.",
+                field="boost",
+                code="unknown_boost",
+                hint=f"Use any of {', '.join(BOOSTS)}, comma-separated.",
+            )
+    if ask.context == "product" and not ask.product:
+        raise InvalidField(
+            "The product context needs the product the page shows.",
+            field="product",
+            code="missing_product",
+            hint="Add product=<product_id>.",
+        )
+    if ask.context == "search" and not (ask.q and ask.q.strip()):
+        raise InvalidField(
+            "The search context needs the query.",
+            field="q",
+            code="missing_query",
+            hint="Add q=<what the shopper typed>.",
+        )
+
+
+def recommend(
+    conn: Connection, ws: str, ask: Ask, config: IdentityConfig, *, at: datetime
+) -> dict[str, Any]:
+    """The `ask.k` recommendations for `ask` (see the module doc), as the API returns them.
+
+    Raises `InvalidField` for a bad context, k or boost, or a missing product or query, and
+    `NotFound` for an unknown product; an unknown profile is answered non-personally."""
+    _check(ask)
+    if ask.context == "product" and ask.product and get_product(conn, ws, ask.product) is None:
+        raise NotFound(
+            f"Unknown product {ask.product[:80]!r}.",
+            field="product",
+            code="unknown_product",
+            hint="Send the retailer's product_id as the catalogue has it.",
+        )
+    person = _person(conn, ws, ask, config)
+    b = current_bundle(conn, ws)
+    ref, _statuses = reference(conn, ws, at)
+    places = ref.by_id()
+    warehouses = [loc.location_id for loc in ref.locations if loc.kind != "store"]
+    store = _store(conn, ws, ask, person, config, places)
+    store_name = places[store].name if store in places else None
+    pool = _Pool()
+    seeds = _sources(conn, ws, ask, person, b, pool, store, store_name)
+    return _answer(conn, ws, ask, person, b, pool, seeds, store, store_name, places, warehouses)
+
+
+def _store(
+    conn: Connection,
+    ws: str,
+    ask: Ask,
+    person: _Person,
+    config: IdentityConfig,
+    places: Mapping[str, Any],
+) -> str | None:
+    def usable(store: str | None) -> bool:
+        return store is not None and store in places and places[store].kind == "store"
+
+    if ask.store is not None:
+        if not usable(ask.store):
+            raise InvalidField(
+                f"Unknown or closed store {ask.store[:80]!r}.",
+                field="store",
+                code="unknown_store",
+                hint="Send the location_id of an active store, or leave store out.",
+            )
+        return ask.store
+    if usable(person.stated_store):
+        return person.stated_store
+    if person.allowed and person.holder is not None:
+        inferred = preferred_store(conn, ws, person.holder, config)
+        if usable(inferred):
+            return inferred
+    if ask.near is not None:
+        stores = [p for p in places.values() if p.kind == "store"]
+        if stores:
+            lat, lon = ask.near
+            nearest = min(stores, key=lambda p: distance_km(lat, lon, p.latitude, p.longitude))
+            return str(nearest.location_id)
+    return None
+
+
+def _sources(
+    conn: Connection,
+    ws: str,
+    ask: Ask,
+    person: _Person,
+    b: Bundle | None,
+    pool: _Pool,
+    store: str | None,
+    store_name: str | None,
+) -> list[str]:
+    """Fill `pool` for the context; returns the items the context is about (never shown)."""
+    personal = _personal(b, person) if b is not None else []
+    recent = person.recent if person.allowed else []
+    context = ask.context
+    seeds: list[str] = []
+    if context in ("home", "next_best_offer"):
+        # Someone the models have not met yet (an anonymous visitor) is best served by
+        # what their session's views lead to; the models fold them in at half weight.
+        known = b is not None and person.holder in b.user_index
+        pool.add(personal, 1.0 if known else 0.5)
+        session = _live_partners(conn, ws, recent, "viewed_next", table="transitions")
+        pool.add(session, 0.5 if known else 1.0)
+        if b is not None:
+            pool.add(_neighbours(b, recent, "also_liked"), 0.3)
+    elif context == "product":
+        assert ask.product is not None
+        seeds = [ask.product]
+        pool.add(_live_partners(conn, ws, seeds, "bought_together", table="pairs"), 1.0)
+        pool.add(_live_partners(conn, ws, seeds, "viewed_next", table="transitions"), 0.8)
+        if b is not None:
+            pool.add(_neighbours(b, seeds, "also_liked"), 0.6)
+            pool.add(_neighbours(b, seeds, "similar", content=True), 0.5)
+        pool.add(personal, 0.2)
+    elif context in ("cart", "post_purchase"):
+        if context == "cart":
+            seeds, code = list(ask.items or person.cart), "completes_cart"
+        else:
+            seeds, code = list(ask.items or person.last_order), "after_purchase"
+        pool.add(_live_partners(conn, ws, seeds, code, table="pairs"), 1.0)
+        if b is not None:
+            pool.add(_neighbours(b, seeds, code), 0.7)
+            pool.add(_neighbours(b, seeds, "similar", content=True), 0.2)
+        pool.add(personal, 0.3)
+    elif context == "search":
+        assert ask.q is not None
+        result = search(conn, ws, ask.q, lang=ask.lang if ask.lang in ("fi", "en") else None, k=20)
+        hits = [(h.product.product_id, h.score, Reason("search", query=ask.q)) for h in result.hits]
+        pool.add(hits, 1.0)
+        if b is not None:
+            pool.add(_neighbours(b, [h[0] for h in hits], "also_liked"), 0.3)
+        pool.add(personal, 0.3)
+    pool.add(_popular(conn, ws, b, store, store_name), 0.05 if pool.scores else 1.0)
+    return seeds
+
+
+def _answer(
+    conn: Connection,
+    ws: str,
+    ask: Ask,
+    person: _Person,
+    b: Bundle | None,
+    pool: _Pool,
+    seeds: Sequence[str],
+    store: str | None,
+    store_name: str | None,
+    places: Mapping[str, Any],
+    warehouses: Sequence[str],
+) -> dict[str, Any]:
+    ranked = sorted(pool.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown_seeds = set(seeds)
+    items: list[dict[str, Any]] = []
+    deferred: list[dict[str, Any]] = []
+    per_category = max(2, math.ceil(ask.k / 3))
+    in_category: dict[tuple[str, ...], int] = defaultdict(int)
+    excluded: dict[str, int] = defaultdict(int)
+    stock_filter = bool(places)
+    window = max(4 * ask.k, 40)
+    start = 0
+    while start < len(ranked) and len(items) < ask.k:
+        chunk = ranked[start : start + window]
+        start += window
+        found = get_products(conn, ws, [pid for pid, _ in chunk])
+        locs = [*warehouses, *([store] if store else [])]
+        stock = _sellable(conn, ws, found, locs) if stock_filter else {}
+        scored: list[tuple[float, str]] = []
+        for pid, score in chunk:
+            product = found.get(pid)
+            if pid in shown_seeds:
+                continue
+            if product is None or not product.active or not any(v.active for v in product.variants):
+                excluded["inactive"] += 1
+                continue
+            if pid in person.returned:
+                excluded["returned"] += 1
+                continue
+            if pid in person.bought and not _truthy(product.attributes.get("replenishable")):
+                excluded["bought"] += 1
+                continue
+            if stock_filter:
+                units = stock.get(pid, {})
+                if not any(units.get(w, 0) > 0 for w in warehouses) and not (
+                    store and units.get(store, 0) > 0
+                ):
+                    excluded["no_stock"] += 1
+                    continue
+            boosted = score
+            if "margin" in ask.boosts:
+                boosted *= 1.0 + _margin(product.attributes.get("margin"))
+            if "outlet" in ask.boosts and _truthy(product.attributes.get("outlet")):
+                boosted *= 1.25
+            scored.append((boosted, pid))
+        scored.sort(key=lambda sp: (-sp[0], sp[1]))
+        for score, pid in scored:
+            product = found[pid]
+            body = _item(product, score, pool, found, stock, store, store_name, warehouses, ask)
+            if in_category[product.category] >= per_category:
+                deferred.append(body)
+                continue
+            in_category[product.category] += 1
+            items.append(body)
+            if len(items) >= ask.k:
+                break
+    if len(items) < ask.k:
+        items.extend(deferred[: ask.k - len(items)])
+    _name_becauses(conn, ws, items, b, person, ask.lang)
+    return {
+        "profile_id": person.holder,
+        "context": ask.context,
+        "personalised": person.allowed and person.holder is not None,
+        "fallback": person.fallback,
+        "note": _NOTES.get(person.fallback or ""),
+        "store": None if store is None else {"location_id": store, "name": store_name},
+        "stock_filter": "online and store"
+        if store and stock_filter
+        else ("online" if stock_filter else "off (no locations)"),
+        "model_version": None if b is None else b.version,
+        "excluded": dict(excluded),
+        "items": items,
+    }
+
+
+_NOTES: Final = {
+    "no_profile": "No profile given: popular and related items, not personal ones.",
+    "unknown_profile": "Polku does not know this profile: popular and related items instead "
+    "of personal ones.",
+    "no_consent": "The customer has withdrawn consent to personalisation: popular and related "
+    "items only, nothing from their history.",
+}
+
+
+def _item(
+    product: Product,
+    score: float,
+    pool: _Pool,
+    found: Mapping[str, Product],
+    stock: Mapping[str, Mapping[str, int]],
+    store: str | None,
+    store_name: str | None,
+    warehouses: Sequence[str],
+    ask: Ask,
+) -> dict[str, Any]:
+    units = stock.get(product.product_id, {})
+    online = sum(units.get(w, 0) for w in warehouses)
+    at_store = units.get(store, 0) if store else 0
+    reason = pool.best[product.product_id][1]
+    return {
+        "product_id": product.product_id,
+        "name": product.name_in(ask.lang),
+        "category": list(product.category),
+        "score": round(score, 4),
+        "reason": reason,  # replaced by its words in _name_becauses
+        "availability": {
+            "online": online,
+            "store": None
+            if store is None
+            else {"location_id": store, "name": store_name, "sellable": at_store},
+            "words": availability_words(store_name, at_store > 0, online > 0),
+        },
+    }
+
+
+def _name_becauses(
+    conn: Connection,
+    ws: str,
+    items: list[dict[str, Any]],
+    b: Bundle | None,
+    person: _Person,
+    lang: str,
+) -> None:
+    """Turn each item's reason into words, naming the product it comes from."""
+    if b is not None and person.allowed and person.history:
+        # A personal pick names the history item closest to it in the factor space.
+        hist = [b.item_index[p] for p in person.history if p in b.item_index][:50]
+        if hist:
+            factors = b.factors.item_factors
+            for item in items:
+                reason = item["reason"]
+                j = b.item_index.get(item["product_id"])
+                if reason.code == "personal" and j is not None:
+                    sims = factors[hist] @ factors[j]
+                    best = hist[int(np.argmax(sims))]
+                    item["reason"] = Reason("personal", because=b.item_ids[best])
+    becauses = {i["reason"].because for i in items if i["reason"].because}
+    names = {
+        pid: (p.name_in("en"), p.name_in("fi"))
+        for pid, p in get_products(conn, ws, becauses).items()
+    }
+    for item in items:
+        r: Reason = item["reason"]
+        named = Reason(r.code, r.because, names.get(r.because or ""), r.query, r.store)
+        text = words(named)
+        item["reason"] = {
+            "code": r.code,
+            "because": r.because,
+            "text": text.get(lang, text["en"]),
+            "en": text["en"],
+            "fi": text["fi"],
+        }
