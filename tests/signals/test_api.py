@@ -16,6 +16,7 @@ from routed_signals import (
     ms,
     only,
     route_now,
+    send,
     signals,
     store,
 )
@@ -147,3 +148,26 @@ def test_the_live_feed_sees_signals_routed_by_another_process(polku: Polku) -> N
         elsewhere.dispose()
     [(kind, data)] = watcher.join()
     assert kind == "signal" and data["dedupe_key"] == c.dedupe_key
+
+
+def test_events_through_the_pipeline_reach_the_live_feed(polku: Polku) -> None:
+    """End to end: collected events, the signals consumer's rules, routing in the pipeline's
+    transaction, the feed of the automation queue."""
+    watcher = Watcher(polku.client, polku.admin, queue="automation", limit=1, seconds=20)
+    assert watcher.ready.wait(20) and watcher.status == 200
+    views = [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "cust-e2e",
+            "properties": {"product_id": "TUULI-JACKET", "name": "Tuuli jacket"},
+            "context": {"channel": "web"},
+            "timestamp": f"2026-11-02T10:0{i}:00Z",
+        }
+        for i in range(3)
+    ]
+    send(polku, *views)
+    [(kind, data)] = watcher.join()
+    assert kind == "signal" and data["kind"] == "repeat_product_views"
+    assert data["reasons"] and data["reasons"][0]["fi"]
+    assert "automation" in data["queues"]
