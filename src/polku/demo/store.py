@@ -142,10 +142,11 @@ CUSTOMERS: Final[tuple[DemoCustomer, ...]] = (
         "90100",
     ),
 )
-"""Aino (Helsinki): web orders delivered home, till receipts at Kamppi, a jacket returned in
-two sizes (one unit to the outlet, refunded as a gift card) and a click and collect order
-waiting at Kamppi. Eino (Tampere): says he prefers Ratina and click and collect, and buys
-there. Helmi (Oulu): orders online to a parcel locker and pays with MobilePay."""
+"""Aino (Helsinki): web orders delivered home, till receipts at Kamppi, a jacket ordered in
+two sizes of which she returned the smaller (into the outlet, refunded as a gift card), and a
+click and collect order waiting at Kamppi. Eino (Tampere): says he prefers Ratina and click
+and collect, and buys there. Helmi (Oulu): orders online to a parcel locker and pays with
+MobilePay."""
 
 RETURN_ID: Final = "demo-return-aino-1"
 RESERVATION_ID: Final = "demo-cc-aino-1"
