@@ -85,7 +85,7 @@ TIME_ZONE: Final = ZoneInfo("Europe/Helsinki")
 DAY_MS: Final = 24 * 3600 * 1000
 WEEK_MS: Final = 7 * DAY_MS
 _DOUBLE_VIEW_MS: Final = 2000
-_MAX_PAGES: Final = 200  # unique pages remembered per session
+_MAX_PAGES: Final = 60  # unique pages remembered per session
 _MAX_PRODUCTS: Final = 50  # products remembered per person (most recent)
 _MAX_VIEWS: Final = 20  # view times remembered per product
 _MAX_STORES: Final = 10
@@ -268,10 +268,11 @@ def page_type(message: Mapping[str, Any]) -> PageType | None:
     return INFORMATIONAL
 
 
-def page_key(message: Mapping[str, Any]) -> str | None:
+def page_key(message: Mapping[str, Any], kind: PageType | None = None) -> str | None:
     """The page a view message is of, for the page statistics: ``product:<id>`` for a
-    product's pages, the event name for other view events, the path for `page`s."""
-    kind = page_type(message)
+    product's pages, the event name for other view events, the path for `page`s. (`kind`:
+    the message's `page_type`, when the caller has it.)"""
+    kind = kind or page_type(message)
     if kind is None:
         return None
     product = _product_of(message)
@@ -586,9 +587,10 @@ class PersonState:
 # -- the snapshot ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its 40-odd fields cost microseconds per event to freeze
 class Snapshot:
-    """The features after one event: its session, its person, and the event itself."""
+    """The features after one event: its session, its person, and the event itself (a
+    value: read it, never change it)."""
 
     at_ms: int
     event: str | None  # the track event's name, or the message type ("page", "identify")
@@ -743,7 +745,7 @@ def step(
     view_type = page_type(message)
     if view_type is not None:
         index = (ADMINISTRATIVE, INFORMATIONAL, PRODUCT_RELATED).index(view_type)
-        key = page_key(message) or "path:/"
+        key = page_key(message, view_type) or "path:/"
         same_view = (
             kind == "track"
             and session.last_page_msg_ms >= 0
@@ -838,18 +840,19 @@ def step(
         person.cart_last_ms = at_ms
         person.checkout_started_ms = 0
         if revenue > 0:  # the pages viewed before the purchase, not its own confirmation
-            bought_on = page_key(message) if view_type is not None else None
+            bought_on = page_key(message, view_type) if view_type is not None else None
             for key in session.pages:
                 if key != bought_on:
                     pages.add(key, value=revenue)
     elif kind == "identify":
         pass
-    postal = _traits_postal(message)
-    if postal is not None:
-        person.postal_code = postal
-    preferred = _preferred_store(message)
-    if preferred is not None:
-        person.preferred_store = preferred
+    if kind == "identify" or "traits" in _context(message):
+        postal = _traits_postal(message)
+        if postal is not None:
+            person.postal_code = postal
+        preferred = _preferred_store(message)
+        if preferred is not None:
+            person.preferred_store = preferred
 
     # product views of the person
     views_24h = views_7d = 0
@@ -938,8 +941,10 @@ def step(
         cart_items=person.cart_items,
         cart_products=tuple(person.cart_products),
         cart_last_ms=person.cart_last_ms,
-        stock_checked_stores=_recent_stores(person.stock_checks, at_ms),
-        collect_stores=_recent_stores(person.collect, at_ms),
+        stock_checked_stores=_recent_stores(person.stock_checks, at_ms)
+        if person.stock_checks
+        else (),
+        collect_stores=_recent_stores(person.collect, at_ms) if person.collect else (),
         hop=hop,
         hops_online_to_store=person.hops_online_to_store,
         hops_store_to_online=person.hops_store_to_online,
