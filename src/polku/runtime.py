@@ -53,7 +53,7 @@ from polku.recommend.interactions import InteractionsConsumer
 from polku.recommend.serving import forget as forget_recommendations
 from polku.settings import Settings
 from polku.signals.consumer import SignalsConsumer
-from polku.signals.webhooks import deliver_due
+from polku.signals.webhooks import Deliverer
 from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
 
@@ -125,7 +125,7 @@ class Runtime:
             pipeline.add_chore(Relay(engine, log).run_once)  # what a crash left in the outbox
             pipeline.add_chore(functools.partial(release_expired, runtime))
             pipeline.add_chore(functools.partial(expire_due, runtime))
-            pipeline.add_chore(functools.partial(deliver_due, runtime))  # CRM webhooks
+            pipeline.add_chore(Deliverer(runtime))  # CRM webhooks, sent on threads of their own
         return runtime
 
     def bootstrap(self) -> tuple[str, NewAdminToken] | None:
@@ -322,7 +322,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         chores=[
             functools.partial(release_expired, backends),
             functools.partial(expire_due, backends),
-            functools.partial(deliver_due, backends),
+            Deliverer(backends),
         ],
     )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())

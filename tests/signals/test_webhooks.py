@@ -196,3 +196,34 @@ def test_bad_webhook_configs_are_400(polku: Polku, body: Any, field: str, code: 
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["field"], error["code"]) == (field, code)
+
+
+def test_a_crm_that_does_not_answer_does_not_hold_up_the_pipeline(polku: Polku) -> None:
+    crm = CRM([])
+    release = threading.Event()
+    answer = crm.server.RequestHandlerClass.do_POST
+
+    def stuck(handler: BaseHTTPRequestHandler) -> None:
+        crm.requests.append(({}, b""))
+        release.wait(20)  # the CRM thinks for as long as the test says
+        answer(handler)
+
+    crm.server.RequestHandlerClass.do_POST = stuck  # type: ignore[method-assign]
+    try:
+        webhook(polku, url=crm.url)
+        c = candidate()
+        route_now(polku, c)
+        deadline = time.monotonic() + 15
+        while not crm.requests:  # the pipeline's chore has sent it; no answer yet
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # The pipeline goes on meanwhile (a send blocking it would take the 5 s timeout).
+        response = polku.send("/v1/track", {"userId": "u-busy", "event": "Cart Viewed"})
+        assert response.status_code == 200
+        polku.settle(timeout=3)
+        release.set()
+        delivery = wait_delivered(polku, only(polku, c)["id"])
+        assert delivery["attempts"] == 1
+    finally:
+        release.set()
+        crm.close()

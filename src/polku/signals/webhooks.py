@@ -1,13 +1,13 @@
 """Signed webhooks to a CRM: every new signal on an endpoint's queues, retried until taken.
 
 Routing queues one `signal_deliveries` row per endpoint in the transaction that writes the
-signal, due at once. `deliver_due` (a chore of the embedded pipeline and of the production
-worker holding partition 0) sends what is due: a 2xx answer delivers it; anything else (or
-no answer within `timeout`) is logged in `signal_delivery_attempts` and tried again after
-2 s, 8 s, 32 s, ... (four times longer each time), `MAX_ATTEMPTS` times in all, then
-marked failed. A delivery is leased (its due time moved `LEASE_SECONDS` ahead) before it
-is sent, so two processes never send it at once, and one that dies mid-send leaves it due
-again.
+signal, due at once. `Deliverer` (a chore of the embedded pipeline and of the production
+worker holding partition 0) sends what is due on threads of its own: a 2xx answer
+delivers it; anything else (or no answer within `timeout`) is logged in
+`signal_delivery_attempts` and tried again after 2 s, 8 s, 32 s, ... (four times longer
+each time), `MAX_ATTEMPTS` times in all, then marked failed. A delivery is leased (its due
+time moved `LEASE_SECONDS` ahead) before it is sent, so two processes never send it at
+once, and one that dies mid-send leaves it due again.
 
 Delivery is at-least-once: the receiver deduplicates on the ``Polku-Delivery`` header
 (also sent as ``Idempotency-Key``). The signature follows Stripe's scheme::
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from polku.events import to_iso
 from polku.log.outbox import Backends
@@ -43,6 +44,7 @@ __all__ = [
     "EVENT",
     "LEASE_SECONDS",
     "MAX_ATTEMPTS",
+    "Deliverer",
     "deliver_due",
     "retry_delay",
     "sign",
@@ -192,22 +194,88 @@ def _settle(
     conn.execute(update(deliveries).where(deliveries.c.id == job.delivery_id).values(**values))
 
 
-def deliver_due(backends: Backends, *, limit: int = _BATCH, timeout: float = 5.0) -> int:
-    """Send the deliveries that are due (at most `limit`, in parallel); return how many
-    were tried. Safe to run in several processes at once."""
+def _take(engine: Engine, limit: int) -> list[_Job]:
     now = int(time.time() * 1000)
-    with translate_errors("reading due webhooks"), writing(backends.engine) as conn:
+    with translate_errors("reading due webhooks"), writing(engine) as conn:
         rows = _lease(conn, now, limit)
-        jobs = _jobs(conn, rows) if rows else []
+        return _jobs(conn, rows) if rows else []
+
+
+def _log(engine: Engine, job: _Job, result: tuple[int | None, str | None, int]) -> None:
+    status, error, took = result
+    with translate_errors("logging webhook attempts"), writing(engine) as conn:
+        _settle(conn, job, status, error, took, int(time.time() * 1000))
+    if status is None or not 200 <= status < 300:
+        logger.info(
+            "webhook delivery %d to %s failed (%s); attempt %d of %d",
+            job.delivery_id,
+            job.url,
+            error,
+            job.attempts + 1,
+            MAX_ATTEMPTS,
+        )
+
+
+def deliver_due(backends: Backends, *, limit: int = _BATCH, timeout: float = 5.0) -> int:
+    """Send the deliveries that are due (at most `limit`, in parallel) and wait for the
+    answers; return how many were tried. Safe to run in several processes at once."""
+    jobs = _take(backends.engine, limit)
     if not jobs:
         return 0
     with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="polku-hook") as pool:
         results = list(pool.map(lambda job: _send(job, timeout), jobs))
-    done = int(time.time() * 1000)
-    with translate_errors("logging webhook attempts"), writing(backends.engine) as conn:
-        for job, (status, error, took) in zip(jobs, results, strict=True):
-            _settle(conn, job, status, error, took, done)
-    failed = sum(1 for status, _, _ in results if status is None or not 200 <= status < 300)
-    if failed:
-        logger.info("webhooks: %d of %d deliveries failed; retrying later", failed, len(jobs))
+    for job, result in zip(jobs, results, strict=True):
+        _log(backends.engine, job, result)
     return len(jobs)
+
+
+class Deliverer:
+    """The chore: leases what is due and sends it on threads of its own, so a slow or
+    unreachable CRM never holds up the pipeline (or worker) that runs the chore; the lease
+    keeps a delivery in flight from being taken again."""
+
+    def __init__(self, backends: Backends, *, workers: int = 4, timeout: float = 5.0) -> None:
+        self._backends = backends
+        self._workers = workers
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self.__name__ = "deliver_webhooks"  # how the pipeline names the chore in its logs
+
+    def __call__(self) -> int:
+        """Start sending what is due (at most twice the threads in flight); return how many
+        were started."""
+        with self._lock:
+            room = 2 * self._workers - self._busy
+        if room <= 0:
+            return 0
+        jobs = _take(self._backends.engine, min(room, _BATCH))
+        if not jobs:
+            return 0
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="polku-hook")
+            pool = self._pool
+            self._busy += len(jobs)
+        for job in jobs:
+            pool.submit(self._deliver, job)
+        return len(jobs)
+
+    def _deliver(self, job: _Job) -> None:
+        try:
+            _log(self._backends.engine, job, _send(job, self._timeout))
+        except Exception:  # the database went away: the lease runs out, it is due again
+            logger.warning(
+                "webhook delivery %d: could not log the attempt", job.delivery_id, exc_info=True
+            )
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def close(self) -> None:
+        """Wait for the deliveries in flight (at most the timeout)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
