@@ -186,3 +186,18 @@ def test_suppression_refuses_bad_input(polku: Polku, at: str) -> None:
     assert response.status_code == 400 and response.json()["error"]["field"] == "at"
     unknown = polku.client.get("/v1/profiles/p-nobody/suppression", headers=polku.admin)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_profile"
+
+
+def test_concurrent_outcomes_and_closes_take_turns(polku: Polku) -> None:
+    signal_id = routed(polku)
+    actions.claim(polku.runtime, WS, signal_id, "aino")
+    with ThreadPoolExecutor(4) as pool:
+        list(
+            pool.map(
+                lambda i: actions.record_outcome(polku.runtime, WS, signal_id, "contacted"),
+                range(6),
+            )
+        )
+        list(pool.map(lambda _: actions.close(polku.runtime, WS, signal_id), range(4)))
+    assert len(logged(polku, "Signal Outcome Recorded")) == 6
+    assert len(logged(polku, "Signal Closed")) == 1

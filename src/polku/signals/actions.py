@@ -70,6 +70,17 @@ def _record(tx: Transaction, signal: Signal, event: str, at: int, **properties: 
     )
 
 
+def _locked(conn: Connection, workspace_id: str, signal_id: int) -> Signal:
+    """The signal, its row locked until the transaction ends (PostgreSQL; SQLite has one
+    writer), so concurrent decisions on one signal take turns."""
+    conn.execute(
+        select(signals.c.id)
+        .where(signals.c.workspace_id == workspace_id, signals.c.id == signal_id)
+        .with_for_update()
+    )
+    return require_signal(conn, workspace_id, signal_id)
+
+
 def _held(signal: Signal) -> Conflict:
     return Conflict(
         f"Signal {signal.signal_id} is already claimed by {signal.claimed_by!r}.",
@@ -153,7 +164,7 @@ def acknowledge(
     staff = None if staff_id is None else _staff(staff_id)
     now = _now()
     with runtime.outbox.transaction() as tx:
-        signal = require_signal(tx.conn, workspace_id, signal_id)
+        signal = _locked(tx.conn, workspace_id, signal_id)
         _claimer(signal, staff)
         if signal.status == "acknowledged":
             return signal
@@ -189,7 +200,7 @@ def record_outcome(
     now = _now()
     with runtime.outbox.transaction() as tx:
         conn = tx.conn
-        signal = require_signal(conn, workspace_id, signal_id)
+        signal = _locked(conn, workspace_id, signal_id)
         seq = conn.execute(
             select(func.count())
             .select_from(outcomes)
@@ -226,7 +237,7 @@ def close(
     now = _now()
     with runtime.outbox.transaction() as tx:
         conn = tx.conn
-        signal = require_signal(conn, workspace_id, signal_id)
+        signal = _locked(conn, workspace_id, signal_id)
         if signal.status == "closed":
             return signal
         if staff is not None and signal.claimed_by not in (None, staff):
