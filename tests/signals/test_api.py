@@ -171,3 +171,30 @@ def test_events_through_the_pipeline_reach_the_live_feed(polku: Polku) -> None:
     assert kind == "signal" and data["kind"] == "repeat_product_views"
     assert data["reasons"] and data["reasons"][0]["fi"]
     assert "automation" in data["queues"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "code"),
+    [
+        ("GET", "/v1/signals/99999999999999999999", None, "invalid_field"),
+        ("GET", "/v1/signals/0", None, "invalid_field"),
+        ("POST", "/v1/signals/1/claim", b'{"staff_id": ', "invalid_json"),
+        ("POST", "/v1/signals/1/outcome", b'{"outcome": 7}', "invalid_field"),
+        (
+            "PUT",
+            "/v1/signals/routing",
+            b'{"rules": [{"name": "a", "to": "agents", "min_score": NaN}]}',
+            None,
+        ),
+        ("GET", "/v1/signals/deliveries?signal_id=99999999999999999999", None, "invalid_field"),
+        ("GET", "/v1/profiles/" + "p" * 300 + "/suppression", None, "unknown_profile"),
+    ],
+)
+def test_bad_input_is_4xx_never_500(
+    polku: Polku, method: str, path: str, content: bytes | None, code: str | None
+) -> None:
+    headers = {**polku.admin, "Content-Type": "application/json"}
+    response = polku.client.request(method, path, content=content, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert error["message"] and (code is None or error["code"] == code)

@@ -8,9 +8,9 @@ Handlers translate: request → `actions` or `queries` → response.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr
 
@@ -28,6 +28,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["signals"])
 
 _STATUS = "^(open|claimed|acknowledged|closed)$"
+_MAX_ID = 2**63 - 1
+SignalId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The signal's id.")]
 
 
 class StaffIn(BaseModel):
@@ -188,7 +190,7 @@ def get_deliveries(
     request: Request,
     workspace: AdminWorkspace,
     endpoint_id: str | None = Query(None, max_length=40),
-    signal_id: int | None = Query(None, ge=1),
+    signal_id: int | None = Query(None, ge=1, le=_MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     """The webhook delivery log, newest first, each delivery with its attempts."""
@@ -204,7 +206,7 @@ def get_deliveries(
 
 
 @router.get("/v1/signals/{signal_id}")
-def get_signal(request: Request, workspace: AdminWorkspace, signal_id: int) -> Response:
+def get_signal(request: Request, workspace: AdminWorkspace, signal_id: SignalId) -> Response:
     rt = runtime(request)
     with translate_errors("reading signals"), rt.engine.connect() as conn:
         found = queries.require_signal(conn, workspace, signal_id)
@@ -213,7 +215,7 @@ def get_signal(request: Request, workspace: AdminWorkspace, signal_id: int) -> R
 
 @router.post("/v1/signals/{signal_id}/claim")
 def post_claim(
-    request: Request, workspace: AdminWorkspace, signal_id: int, body: StaffIn
+    request: Request, workspace: AdminWorkspace, signal_id: SignalId, body: StaffIn
 ) -> Response:
     """Take the signal; 409 `already_claimed` naming who holds it."""
     found = actions.claim(runtime(request), workspace, signal_id, body.staff_id)
@@ -222,7 +224,10 @@ def post_claim(
 
 @router.post("/v1/signals/{signal_id}/acknowledge")
 def post_acknowledge(
-    request: Request, workspace: AdminWorkspace, signal_id: int, body: OptionalStaffIn | None = None
+    request: Request,
+    workspace: AdminWorkspace,
+    signal_id: SignalId,
+    body: OptionalStaffIn | None = None,
 ) -> Response:
     found = actions.acknowledge(
         runtime(request), workspace, signal_id, body.staff_id if body else None
@@ -232,7 +237,7 @@ def post_acknowledge(
 
 @router.post("/v1/signals/{signal_id}/outcome")
 def post_outcome(
-    request: Request, workspace: AdminWorkspace, signal_id: int, body: OutcomeIn
+    request: Request, workspace: AdminWorkspace, signal_id: SignalId, body: OutcomeIn
 ) -> Response:
     """Record what came of it: contacted, reserved, sold or not_interested."""
     found = actions.record_outcome(
@@ -243,7 +248,10 @@ def post_outcome(
 
 @router.post("/v1/signals/{signal_id}/close")
 def post_close(
-    request: Request, workspace: AdminWorkspace, signal_id: int, body: OptionalStaffIn | None = None
+    request: Request,
+    workspace: AdminWorkspace,
+    signal_id: SignalId,
+    body: OptionalStaffIn | None = None,
 ) -> Response:
     found = actions.close(runtime(request), workspace, signal_id, body.staff_id if body else None)
     return json_response(found.as_dict())
