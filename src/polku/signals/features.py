@@ -50,6 +50,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -183,14 +184,21 @@ def _number(value: Any) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def _properties(message: Mapping[str, Any]) -> Mapping[str, Any]:
     properties = message.get("properties")
-    return properties if isinstance(properties, Mapping) else {}
+    if type(properties) is dict:  # what JSON gives; the Mapping check is 10x slower
+        return properties
+    return properties if isinstance(properties, Mapping) else _EMPTY
 
 
 def _context(message: Mapping[str, Any]) -> Mapping[str, Any]:
     context = message.get("context")
-    return context if isinstance(context, Mapping) else {}
+    if type(context) is dict:
+        return context
+    return context if isinstance(context, Mapping) else _EMPTY
 
 
 def _channel(message: Mapping[str, Any]) -> str:
