@@ -522,5 +522,111 @@ def import_catalog(
 main.add_command(signals)
 
 
+@main.group()
+def recommend() -> None:
+    """Recommendation models: train them, evaluate them offline."""
+
+
+@recommend.command("train")
+@database_option
+@click.option("--workspace", default="default", show_default=True, help="Workspace id.")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=60),
+    default=None,
+    help="Keep running and retrain every this many seconds (a schedule beside `polku serve`).",
+)
+@click.pass_context
+def recommend_train(
+    ctx: click.Context, /, workspace: str, every: float | None, **options: Any
+) -> None:
+    """Train every recommendation model on the workspace's interactions and store them.
+    Serving keeps answering from the previous models and switches within seconds."""
+    import time
+
+    from polku.recommend.training import STEPS, train
+    from polku.runtime import Runtime
+
+    settings = _settings(ctx, **options)
+    try:
+        runtime = Runtime.open(settings)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    try:
+        while True:
+            with click.progressbar(
+                length=len(STEPS), label="Training", item_show_func=lambda s: s
+            ) as bar:
+                done: list[str] = []
+
+                def step(name: str) -> None:
+                    if done:
+                        bar.update(1, name)
+                    done.append(name)
+
+                report = train(runtime.engine, workspace, progress=step)
+                bar.update(1, "done")
+            if report.version == 0:
+                click.echo("No interactions yet: nothing to train on (send events first).")
+            else:
+                took = sum(report.seconds.values())
+                click.echo(
+                    f"Trained version {report.version} on {report.interactions} interactions "
+                    f"of {report.people} people and {report.items} items in {took:.1f} s."
+                )
+            if every is None:
+                break
+            time.sleep(every)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        runtime.close()
+
+
+@recommend.command("evaluate")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data/uci_online_retail"),
+    show_default=True,
+    help="Folder with online_retail.csv.gz (UCI Online Retail).",
+)
+@click.option("--cut", default="2011-09-01", show_default=True, help="Train before, test after.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG bar chart here (needs matplotlib: pip install 'polku[evaluate]').",
+)
+@click.option(
+    "--new-only",
+    is_flag=True,
+    help="Leave out what each customer bought before the cut, from the answers and the test.",
+)
+def recommend_evaluate(data: Path, cut: str, plot: Path | None, new_only: bool) -> None:
+    """Every model and the popularity baseline on a temporal split, in one table:
+    recall@10, recall@20, NDCG@20, MAP@12, catalogue coverage and training time."""
+    from polku.recommend import evaluate as ev
+
+    try:
+        split = ev.load_split(data, cut)
+        click.echo(
+            f"Trained on {len(split.train)} lines before {cut} ({len(split.train.user_ids)} "
+            f"customers, {len(split.train.item_ids)} products); tested on {len(split.test)} "
+            "customers who bought before and after it.",
+            err=True,
+        )
+        with click.progressbar(length=ev.MODELS, label="Evaluating") as bar:
+            results = ev.evaluate(
+                split, progress=lambda _name: bar.update(1), new_only=new_only
+            )
+        click.echo(ev.table(results))
+        if plot is not None:
+            ev.plot(results, plot)
+            click.echo(f"Plot written to {plot}.", err=True)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

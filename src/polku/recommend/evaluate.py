@@ -39,9 +39,10 @@ from polku.recommend.models import (
     top_k,
 )
 
-__all__ = ["DEFAULT_CUT", "Result", "Split", "evaluate", "load_split"]
+__all__ = ["DEFAULT_CUT", "MODELS", "Result", "Split", "evaluate", "load_split", "plot", "table"]
 
 DEFAULT_CUT: Final = "2011-09-01"
+MODELS: Final = 8  # rows of the table `evaluate` returns
 CANDIDATES: Final = 20
 
 
@@ -195,12 +196,23 @@ def _recent(data: Interactions, n: int = 5) -> dict[int, list[int]]:
     return {u: seq[-n:] for u, seq in by_user.items()}
 
 
-def evaluate(split: Split, *, progress: Callable[[str], None] = lambda _name: None) -> list[Result]:
-    """Train every model on `split.train` and score it on `split.test`, in one table."""
+def evaluate(
+    split: Split,
+    *,
+    progress: Callable[[str], None] = lambda _name: None,
+    new_only: bool = False,
+) -> list[Result]:
+    """Train every model on `split.train` and score it on `split.test`, in one table.
+
+    `new_only`: the protocol of a shop that never shows what the person bought: products a
+    customer bought before the cut are left out of both their recommendations and their
+    test set (customers left with nothing to find are dropped)."""
     data, test = split.train, split.test
     n = len(data.item_ids)
     histories = _histories(data)
     results: list[Result] = []
+    if new_only:
+        test = {u: left for u, items in test.items() if (left := items - set(histories[u][0]))}
 
     def run(
         name: str, fit: Callable[[], object], rank: Callable[[object, int], FloatArray]
@@ -209,7 +221,10 @@ def evaluate(split: Split, *, progress: Callable[[str], None] = lambda _name: No
         start = time.perf_counter()
         model = fit()
         secs = time.perf_counter() - start
-        ranked = {u: top_k(rank(model, u), CANDIDATES)[0].tolist() for u in test}
+        ranked = {
+            u: top_k(rank(model, u), CANDIDATES, hist(u)[0] if new_only else ())[0].tolist()
+            for u in test
+        }
         results.append(_metrics(name, ranked, test, n, secs))
 
     def hist(u: int) -> tuple[list[int], list[float]]:
@@ -256,3 +271,50 @@ def evaluate(split: Split, *, progress: Callable[[str], None] = lambda _name: No
     run("content TF-IDF", lambda: Content.fit(split.texts), content_rank)
     run("session next item", lambda: Transitions.fit(data), transitions_rank)
     return results
+
+
+def table(results: list[Result], baseline: str = "popularity (baseline)") -> str:
+    """The results as a Markdown table, with each model's recall@20 over the baseline's."""
+    base = next((r.recall20 for r in results if r.model == baseline), 0.0) or float("nan")
+    lines = [
+        "| model | recall@10 | recall@20 | NDCG@20 | MAP@12 | coverage | R@20 vs baseline "
+        "| train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.model} | {r.recall10:.4f} | {r.recall20:.4f} | {r.ndcg20:.4f} "
+            f"| {r.map12:.4f} | {r.coverage:.1%} | {r.recall20 / base:.2f} "
+            f"| {r.train_seconds:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: list[Result], path: Path) -> None:
+    """A bar chart of recall@20 and NDCG@20 per model (needs matplotlib: the `evaluate`
+    extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise InvalidField(
+            "Plotting needs matplotlib.",
+            field="plot",
+            hint="pip install 'polku[evaluate]', or leave --plot out.",
+        ) from exc
+    names = [r.model for r in results]
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    ax.barh(y - 0.2, [r.recall20 for r in results], height=0.4, label="recall@20")
+    ax.barh(y + 0.2, [r.ndcg20 for r in results], height=0.4, label="NDCG@20")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("score (higher is better)")
+    ax.set_title("UCI Online Retail, temporal split: every model side by side")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
