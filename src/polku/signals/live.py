@@ -6,8 +6,10 @@ production workers on other machines. So the feed reads the `signals` table, wok
 
 - a commit in this process that routed a signal (`routing.ROUTED` in the connection's
   info, seen by an engine ``commit`` listener): at once;
-- a watcher thread that looks at ``max(signals.id)`` every `poll` seconds (10 ms on
-  SQLite, 50 ms on PostgreSQL) while anyone watches: signals from other processes;
+- from other processes: on PostgreSQL, routing's ``NOTIFY`` (heard on a connection the feed
+  keeps while anyone watches, delivered when the routing transaction commits); on SQLite
+  (or if LISTEN fails), a thread that looks at ``max(signals.id)`` every `poll` seconds
+  (10 ms on SQLite, 50 ms on PostgreSQL) while anyone watches;
 - and every second regardless, reading back a few seconds, since with several writers a
   later commit can hold a lower id than one already sent.
 
@@ -24,10 +26,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+import psycopg
 from sqlalchemy import Connection, Engine, event, func, select
 
 from polku.signals.queries import newer_signals
-from polku.signals.routing import ROUTED
+from polku.signals.routing import NOTIFY_CHANNEL, ROUTED
 from polku.signals.tables import signals
 from polku.storage.engine import translate_errors
 
@@ -75,14 +78,19 @@ class SignalFeed:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.max(signals.c.id))).scalar() or 0)
 
+    def _watching(self) -> bool:
+        with self._lock:
+            if not self._wakers:
+                self._thread = None
+                return False
+            return True
+
     def _watch_head(self) -> None:
-        """While anyone watches: wake them when the newest id changes (other processes)."""
+        """While anyone watches: wake them when another process routed a signal."""
+        if self._engine.dialect.name == "postgresql" and self._listen():
+            return
         head = -1
-        while True:
-            with self._lock:
-                if not self._wakers:
-                    self._thread = None
-                    return
+        while self._watching():
             try:
                 latest = self._head()
             except Exception as exc:  # the database is away: the sweeps go on trying
@@ -93,6 +101,24 @@ class SignalFeed:
                     self._wake()
                 head = latest
             time.sleep(self._poll)
+
+    def _listen(self) -> bool:
+        """PostgreSQL: wait for routing's ``NOTIFY`` on a connection of the feed's own
+        (delivered when the routing transaction commits, from any process) until no one
+        watches any more (True), or until listening fails (False: the caller polls)."""
+        conninfo = self._engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while self._watching():
+                    for _ in conn.notifies(timeout=_SWEEP_SECONDS, stop_after=1):
+                        self._wake()
+                return True
+        except psycopg.Error as exc:
+            logger.warning("signal feed: cannot LISTEN (%s); polling the table instead", exc)
+            return False
 
     # -- watching --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from polku.commerce.locations.geo import locate_postal_code
@@ -55,6 +55,7 @@ __all__ = [
     "AGENTS",
     "AUTOMATION",
     "DEFAULT_CONFIG",
+    "NOTIFY_CHANNEL",
     "ROUTED",
     "RoutingConfig",
     "Rule",
@@ -71,6 +72,9 @@ AUTOMATION: Final = "automation"
 STORE_PREFIX: Final = "store:"
 ROUTED: Final = "polku.signals.routed"
 """Set in a connection's `info` when `route` wrote a signal; the live feed wakes on commit."""
+NOTIFY_CHANNEL: Final = "polku_signals"
+"""PostgreSQL: routing's ``NOTIFY`` when it wrote a signal, heard by the live feeds of
+every API process when the transaction commits."""
 
 _TARGETS: Final = ("store", AGENTS, AUTOMATION)
 _QUEUE: Final = re.compile(r"(agents|automation|store:[A-Za-z0-9][A-Za-z0-9._-]{0,99})")
@@ -496,3 +500,5 @@ def route(conn: Connection, candidates: Sequence[Candidate]) -> None:
             )
     if wrote:
         conn.info[ROUTED] = True
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
