@@ -13,7 +13,6 @@ from routed_signals import (
     MONDAY_0830,
     MONDAY_NOON,
     SUNDAY_0300,
-    WS,
     candidate,
     ms,
     only,
@@ -174,8 +173,10 @@ def test_bad_routing_configs_are_refused_naming_the_field(polku: Polku) -> None:
     assert polku.client.get("/v1/signals/routing", headers=polku.admin).json()["default"]
 
 
-def test_routing_reads_the_workspace_of_each_candidate(polku: Polku) -> None:
-    c = candidate(at_ms=ms(MONDAY_NOON))
+def test_a_signal_keeps_its_event_and_the_event_time(polku: Polku) -> None:
+    c = candidate(at_ms=ms(MONDAY_NOON), session_id="s-1", channel="app")
     route_now(polku, c)
-    assert only(polku, c)["at"] == "2026-11-02T10:00:00.000Z"
-    assert c.workspace_id == WS
+    found = only(polku, c)
+    assert found["at"] == "2026-11-02T10:00:00.000Z"  # the event's time, not the wall clock
+    assert (found["event_id"], found["offset"]) == (c.event_id, c.offset)
+    assert (found["session_id"], found["channel"]) == ("s-1", "app")
