@@ -348,3 +348,72 @@ def test_two_partitions_at_once_add_up_the_page_statistics(polku: Polku) -> None
     # one signal per person at most; a person whose signed-in view was projected before
     # the login merged the device gets the views folded in later, and no event re-evaluates
     assert len({s.profile_id for s in found}) == len(found) <= people
+
+
+def test_views_before_signing_in_count_for_the_person(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    post(
+        polku,
+        [
+            track("dev-8", "Product Viewed", "2026-11-02T10:00:00Z", product_id="p8", name="Pipo"),
+            track("dev-8", "Product Viewed", "2026-11-03T10:00:00Z", product_id="p8", name="Pipo"),
+        ],
+    )
+    login = {
+        "type": "identify",
+        "userId": "cust-8",
+        "anonymousId": "dev-8",
+        "messageId": str(uuid.uuid4()),
+        "timestamp": "2026-11-03T10:05:00Z",
+    }
+    post(polku, [login])
+    view = track("-", "Product Viewed", "2026-11-04T09:00:00Z", product_id="p8", name="Pipo")
+    del view["anonymousId"]
+    post(polku, [{**view, "userId": "cust-8"}])  # a new device: only the userId
+    [signal] = stored_signals(polku)
+    assert signal.kind == "repeat_product_views"
+    assert orjson.loads(signal.reasons)[0]["en"] == "Viewed Pipo 3 times in 7 days"
+
+
+def test_a_stock_check_at_a_store_near_home(polku: Polku) -> None:
+    signals_consumer(polku).scorer = None
+    for store in (
+        {
+            "location_id": "HEL-KAMPPI",
+            "postal_code": "00100",
+            "city": "Helsinki",
+            "latitude": 60.1689,
+            "longitude": 24.9322,
+        },
+        {
+            "location_id": "TRE-RATINA",
+            "postal_code": "33100",
+            "city": "Tampere",
+            "latitude": 61.4928,
+            "longitude": 23.7668,
+        },
+    ):
+        body = {"name": store["city"], "address": ["Katu 1"], "click_and_collect": True, **store}
+        response = polku.client.post("/v1/locations", json=body, headers=polku.admin)
+        assert response.status_code in (200, 201), response.text
+    identify = {
+        "type": "identify",
+        "anonymousId": "dev-9",
+        "messageId": str(uuid.uuid4()),
+        "timestamp": "2026-11-07T09:00:00Z",
+        "traits": {"address": {"postal_code": "00510"}},
+    }
+    checks = [
+        track(
+            "dev-9", "Store Stock Checked", f"2026-11-07T09:0{m}:00Z", store_id=s, product_id="p1"
+        )
+        for m, s in ((1, "TRE-RATINA"), (2, "HEL-KAMPPI"), (3, "HEL-KAMPPI"))
+    ]
+    post(polku, [identify, *checks])
+    [signal] = stored_signals(polku)
+    assert signal.kind == "stock_check_near_home"
+    assert signal.event_id == checks[1]["messageId"]
+    assert orjson.loads(signal.details)["distance_km"] == 2.7
+    assert orjson.loads(signal.reasons)[0]["en"] == (
+        "Checked stock of p1 at store HEL-KAMPPI, 2.7 km from home"
+    )
