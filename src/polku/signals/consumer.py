@@ -24,6 +24,7 @@ timer another worker is taking is skipped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,8 +59,10 @@ class Scorer(Protocol):
     def score(self, row: Mapping[str, object]) -> Any: ...  # .probability, .reasons
 
 
+@functools.cache
 def default_scorer() -> Scorer | None:
-    """Polku's shipped model, or None (logged) when it cannot be loaded."""
+    """Polku's shipped model, or None (logged) when it cannot be loaded; loaded once per
+    process (it is read-only, and every runtime of a process may share it)."""
     try:
         # The model pulls in LightGBM and NumPy: imported when first needed, never at start.
         from polku.signals.model import IntentModel
