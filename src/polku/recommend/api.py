@@ -85,7 +85,7 @@ def get_recommendations(
     )
     rt = runtime(request)
     with translate_errors("reading recommendations"), rt.engine.connect() as conn:
-        body = queries.recommend(conn, workspace, ask, rt.identity, at=datetime.now(UTC))
+        body = queries.recommend(conn, workspace, ask, at=datetime.now(UTC))
     return json_response(body)
 
 

@@ -24,30 +24,29 @@ Everything is read in a handful of indexed queries; the models are in memory
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+import orjson
+from sqlalchemy import Connection, bindparam, func, select
 
-from polku.commerce.catalog.queries import Product, get_product, get_products
 from polku.commerce.catalog.search import search
 from polku.commerce.catalog.tables import pairs
 from polku.commerce.locations.geo import distance_km
-from polku.commerce.orders.preferences import preferred_store
 from polku.commerce.stock.reference import reference
-from polku.commerce.stock.tables import levels
 from polku.errors import InvalidField, NotFound
-from polku.identity.identifiers import IdentityConfig
 from polku.identity.tables import event_profiles
-from polku.profiles.queries import consent_of, get_profile
+from polku.profiles.queries import resolve
+from polku.profiles.tables import profiles
 from polku.recommend.bundle import Bundle
 from polku.recommend.models import top_k
 from polku.recommend.reasons import Reason, availability_words, words
 from polku.recommend.serving import bundle as current_bundle
+from polku.recommend.shelf import Shelved, names_of, on_shelf
 from polku.recommend.tables import interactions, transitions
 
 __all__ = ["BOOSTS", "CONTEXTS", "MAX_K", "Ask", "recommend"]
@@ -55,9 +54,10 @@ __all__ = ["BOOSTS", "CONTEXTS", "MAX_K", "Ask", "recommend"]
 CONTEXTS: Final = ("home", "product", "cart", "post_purchase", "search", "next_best_offer")
 BOOSTS: Final = ("margin", "outlet")
 MAX_K: Final = 50
-_POOL: Final = 200  # candidates per model source
+_POOL: Final = 100  # candidates per model source
 _HISTORY: Final = 300  # newest interactions of a person read
 _SEEDS: Final = 10  # items a context starts from (cart lines, recent views, hits)
+_NEIGHBOURS: Final = 20  # model neighbours taken per seed
 _PARTNERS: Final = 30  # live partners read per seed
 
 
@@ -91,6 +91,7 @@ class _Person:
     history: dict[str, float] = field(default_factory=dict)  # product -> net weight
     last_order: list[str] = field(default_factory=list)
     cart: list[str] = field(default_factory=list)
+    stores: Counter[str] = field(default_factory=Counter)  # till purchases by store
 
 
 @dataclass
@@ -115,42 +116,63 @@ class _Pool:
 # -- the person ---------------------------------------------------------------------------------
 
 
-def _allowed(consent: Mapping[str, Mapping[str, Any]], channel: str) -> bool:
-    answers = consent.get("personalisation", {})
-    latest = max(
-        (answers[c] for c in (channel, "*") if c in answers), key=lambda e: e.at, default=None
-    )
-    return latest is None or bool(latest.granted)
+_ri, _ep, _pr = interactions.c, event_profiles.c, profiles.c
+_PROFILE: Final = select(_pr.merged_into, _pr.traits, _pr.consent).where(
+    _pr.workspace_id == bindparam("ws"), _pr.profile_id == bindparam("profile")
+)
+_HISTORY_OF: Final = (
+    select(_ri.product_id, _ri.kind, _ri.weight, _ri.offset, _ri.store_id)
+    .select_from(event_profiles.join(interactions, _ri.offset == _ep.offset))
+    .where(_ep.workspace_id == bindparam("ws"), _ep.profile_id == bindparam("profile"))
+    .order_by(_ep.timestamp.desc(), _ep.offset.desc())
+    .limit(_HISTORY)
+)
 
 
-def _person(conn: Connection, ws: str, ask: Ask, config: IdentityConfig) -> _Person:
+def _allowed(consent: Mapping[str, Any], channel: str) -> bool:
+    """False when the newest answer on personalisation for `channel` (or every channel)
+    withdrew it; never answered counts as allowed."""
+    answers = consent.get("personalisation")
+    if not isinstance(answers, dict):
+        return True
+    given = [answers[c] for c in (channel, "*") if isinstance(answers.get(c), dict)]
+    if not given:
+        return True
+    latest = max(given, key=lambda e: e.get("at") or 0)
+    return bool(latest.get("granted", True))
+
+
+def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
     person = _Person()
     if ask.profile is None:
         person.fallback = "no_profile"
         return person
-    profile = get_profile(conn, ws, ask.profile, config)
-    if profile is None:
+    row = conn.execute(_PROFILE, {"ws": ws, "profile": ask.profile}).first()
+    holder: str | None = ask.profile
+    if row is None or row.merged_into is not None:  # merged (or not projected yet)
+        holder = resolve(conn, ws, ask.profile)
+        row = (
+            None
+            if holder is None
+            else conn.execute(_PROFILE, {"ws": ws, "profile": holder}).first()
+        )
+    if row is None or holder is None:
         person.fallback = "unknown_profile"
         return person
-    person.holder = profile.profile_id
-    stated = profile.traits.get("preferred_store")
+    person.holder = holder
+    traits = orjson.loads(row.traits or "{}")
+    stated = traits.get("preferred_store") if isinstance(traits, dict) else None
     if isinstance(stated, str | int) and not isinstance(stated, bool):
         person.stated_store = str(stated)
-    found = consent_of(conn, ws, profile.profile_id)
-    person.allowed = _allowed(found[1], ask.channel) if found else True
+    consent = orjson.loads(row.consent or "{}")
+    person.allowed = _allowed(consent if isinstance(consent, dict) else {}, ask.channel)
     if not person.allowed:
         person.fallback = "no_consent"
-    ri, ep = interactions.c, event_profiles.c
-    rows = conn.execute(
-        select(ri.product_id, ri.kind, ri.weight, ri.offset)
-        .select_from(event_profiles.join(interactions, ri.offset == ep.offset))
-        .where(ep.workspace_id == ws, ep.profile_id == person.holder)
-        .order_by(ep.timestamp.desc(), ep.offset.desc())
-        .limit(_HISTORY)
-    ).all()
     last_order: int | None = None
     cart: dict[str, bool] = {}
-    for pid, kind, weight, offset in rows:  # newest first
+    for pid, kind, weight, offset, store in conn.execute(
+        _HISTORY_OF, {"ws": ws, "profile": holder}
+    ).all():  # newest first
         person.history[pid] = person.history.get(pid, 0.0) + float(weight)
         if kind == "purchase":
             person.bought[pid] = person.bought.get(pid, 0) + 1
@@ -159,6 +181,8 @@ def _person(conn: Connection, ws: str, ask: Ask, config: IdentityConfig) -> _Per
             if offset == last_order:
                 person.last_order.append(pid)
             cart.setdefault(pid, False)  # bought after it was added: not in the cart
+            if store:
+                person.stores[store] += 1
         elif kind == "return":
             person.returned.add(pid)
         else:
@@ -173,26 +197,40 @@ def _person(conn: Connection, ws: str, ask: Ask, config: IdentityConfig) -> _Per
 # -- sources ------------------------------------------------------------------------------------
 
 
+_PAIRS: Final = (
+    select(pairs.c.product_id, pairs.c.other_id, pairs.c.orders)
+    .where(
+        pairs.c.workspace_id == bindparam("ws"),
+        pairs.c.product_id.in_(bindparam("seeds", expanding=True)),
+    )
+    .order_by(pairs.c.orders.desc())
+    .limit(bindparam("limit"))
+)
+_NEXT: Final = (
+    select(transitions.c.product_id, transitions.c.next_id, transitions.c["count"])
+    .where(
+        transitions.c.workspace_id == bindparam("ws"),
+        transitions.c.product_id.in_(bindparam("seeds", expanding=True)),
+    )
+    .order_by(transitions.c["count"].desc())
+    .limit(bindparam("limit"))
+)
+
+
 def _live_partners(
     conn: Connection, ws: str, seeds: Sequence[str], code: str, *, table: str
 ) -> list[tuple[str, float, Reason]]:
-    found: list[tuple[str, float, Reason]] = []
-    for seed in seeds[:_SEEDS]:
-        if table == "pairs":
-            query = (
-                select(pairs.c.other_id, pairs.c.orders)
-                .where(pairs.c.workspace_id == ws, pairs.c.product_id == seed)
-                .order_by(pairs.c.orders.desc())
-            )
-        else:
-            query = (
-                select(transitions.c.next_id, transitions.c.count)
-                .where(transitions.c.workspace_id == ws, transitions.c.product_id == seed)
-                .order_by(transitions.c["count"].desc())
-            )
-        for other, n in conn.execute(query.limit(_PARTNERS)):
-            found.append((other, float(n), Reason(code, because=seed)))
-    return found
+    """Bought together (orders and receipts) or viewed next (sessions), as counted live by
+    the pipeline: the strongest pairs of the first `_SEEDS` seeds."""
+    chosen = list(dict.fromkeys(seeds))[:_SEEDS]
+    if not chosen:
+        return []
+    statement = _PAIRS if table == "pairs" else _NEXT
+    params = {"ws": ws, "seeds": chosen, "limit": _PARTNERS * len(chosen)}
+    return [
+        (other, float(n), Reason(code, because=seed))
+        for seed, other, n in conn.execute(statement, params).all()
+    ]
 
 
 def _neighbours(
@@ -205,6 +243,7 @@ def _neighbours(
         if i is None or i >= len(model.index):
             continue
         idx, sc = model.of(i)
+        idx, sc = idx[:_NEIGHBOURS], sc[:_NEIGHBOURS]
         found.extend(
             (b.item_ids[j], float(s), Reason(code, because=seed))
             for j, s in zip(idx.tolist(), sc.tolist(), strict=True)
@@ -268,28 +307,6 @@ def _margin(value: Any) -> float:
     return 0.0
 
 
-def _sellable(
-    conn: Connection, ws: str, found: Mapping[str, Product], locations: Sequence[str]
-) -> dict[str, dict[str, int]]:
-    """Sellable units per product and location, over the product's active variants."""
-    sku_of = {v.sku: p.product_id for p in found.values() for v in p.variants if v.active}
-    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    if not sku_of or not locations:
-        return out
-    skus = sorted(sku_of)
-    for start in range(0, len(skus), 500):
-        for loc, sku, on_hand, reserved in conn.execute(
-            select(levels.c.location_id, levels.c.sku, levels.c.on_hand, levels.c.reserved).where(
-                levels.c.workspace_id == ws,
-                levels.c.location_id.in_(list(locations)),
-                levels.c.sku.in_(skus[start : start + 500]),
-                levels.c.on_hand > levels.c.reserved,
-            )
-        ):
-            out[sku_of[sku]][loc] += int(on_hand) - int(reserved)
-    return out
-
-
 # -- the answer ---------------------------------------------------------------------------------
 
 
@@ -329,41 +346,35 @@ def _check(ask: Ask) -> None:
         )
 
 
-def recommend(
-    conn: Connection, ws: str, ask: Ask, config: IdentityConfig, *, at: datetime
-) -> dict[str, Any]:
+def recommend(conn: Connection, ws: str, ask: Ask, *, at: datetime) -> dict[str, Any]:
     """The `ask.k` recommendations for `ask` (see the module doc), as the API returns them.
 
     Raises `InvalidField` for a bad context, k or boost, or a missing product or query, and
     `NotFound` for an unknown product; an unknown profile is answered non-personally."""
     _check(ask)
-    if ask.context == "product" and ask.product and get_product(conn, ws, ask.product) is None:
+    if ask.context == "product" and ask.product and not names_of(conn, ws, [ask.product]):
         raise NotFound(
             f"Unknown product {ask.product[:80]!r}.",
             field="product",
             code="unknown_product",
             hint="Send the retailer's product_id as the catalogue has it.",
         )
-    person = _person(conn, ws, ask, config)
+    person = _person(conn, ws, ask)
     b = current_bundle(conn, ws)
     ref, _statuses = reference(conn, ws, at)
     places = ref.by_id()
     warehouses = [loc.location_id for loc in ref.locations if loc.kind != "store"]
-    store = _store(conn, ws, ask, person, config, places)
+    store = _store(ask, person, places)
     store_name = places[store].name if store in places else None
     pool = _Pool()
     seeds = _sources(conn, ws, ask, person, b, pool, store, store_name)
     return _answer(conn, ws, ask, person, b, pool, seeds, store, store_name, places, warehouses)
 
 
-def _store(
-    conn: Connection,
-    ws: str,
-    ask: Ask,
-    person: _Person,
-    config: IdentityConfig,
-    places: Mapping[str, Any],
-) -> str | None:
+def _store(ask: Ask, person: _Person, places: Mapping[str, Any]) -> str | None:
+    """The store to stock from: asked for, else stated by the person, else where most of
+    their store purchases were (with consent to personalisation), else the nearest."""
+
     def usable(store: str | None) -> bool:
         return store is not None and store in places and places[store].kind == "store"
 
@@ -378,10 +389,10 @@ def _store(
         return ask.store
     if usable(person.stated_store):
         return person.stated_store
-    if person.allowed and person.holder is not None:
-        inferred = preferred_store(conn, ws, person.holder, config)
-        if usable(inferred):
-            return inferred
+    if person.allowed:
+        for inferred, _count in person.stores.most_common():
+            if usable(inferred):
+                return inferred
     if ask.near is not None:
         stores = [p for p in places.values() if p.kind == "store"]
         if stores:
@@ -459,28 +470,27 @@ def _answer(
     places: Mapping[str, Any],
     warehouses: Sequence[str],
 ) -> dict[str, Any]:
-    ranked = sorted(pool.scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    shown_seeds = set(seeds)
+    ranked = sorted(
+        ((p, sc) for p, sc in pool.scores.items() if p not in set(seeds)),
+        key=lambda kv: (-kv[1], kv[0]),
+    )
     items: list[dict[str, Any]] = []
-    deferred: list[dict[str, Any]] = []
+    deferred: list[tuple[float, Shelved]] = []
     per_category = max(2, math.ceil(ask.k / 3))
-    in_category: dict[tuple[str, ...], int] = defaultdict(int)
+    in_category: dict[str, int] = defaultdict(int)
     excluded: dict[str, int] = defaultdict(int)
     stock_filter = bool(places)
-    window = max(4 * ask.k, 40)
+    locations = [*warehouses, *([store] if store else [])]
+    window = max(4 * ask.k + 10, 30)
     start = 0
     while start < len(ranked) and len(items) < ask.k:
         chunk = ranked[start : start + window]
         start += window
-        found = get_products(conn, ws, [pid for pid, _ in chunk])
-        locs = [*warehouses, *([store] if store else [])]
-        stock = _sellable(conn, ws, found, locs) if stock_filter else {}
+        found = on_shelf(conn, ws, [pid for pid, _ in chunk], locations)
         scored: list[tuple[float, str]] = []
         for pid, score in chunk:
             product = found.get(pid)
-            if pid in shown_seeds:
-                continue
-            if product is None or not product.active or not any(v.active for v in product.variants):
+            if product is None:
                 excluded["inactive"] += 1
                 continue
             if pid in person.returned:
@@ -489,13 +499,9 @@ def _answer(
             if pid in person.bought and not _truthy(product.attributes.get("replenishable")):
                 excluded["bought"] += 1
                 continue
-            if stock_filter:
-                units = stock.get(pid, {})
-                if not any(units.get(w, 0) > 0 for w in warehouses) and not (
-                    store and units.get(store, 0) > 0
-                ):
-                    excluded["no_stock"] += 1
-                    continue
+            if stock_filter and not product.units:
+                excluded["no_stock"] += 1
+                continue
             boosted = score
             if "margin" in ask.boosts:
                 boosted *= 1.0 + _margin(product.attributes.get("margin"))
@@ -505,16 +511,15 @@ def _answer(
         scored.sort(key=lambda sp: (-sp[0], sp[1]))
         for score, pid in scored:
             product = found[pid]
-            body = _item(product, score, pool, found, stock, store, store_name, warehouses, ask)
             if in_category[product.category] >= per_category:
-                deferred.append(body)
+                deferred.append((score, product))
                 continue
             in_category[product.category] += 1
-            items.append(body)
+            items.append(_item(product, score, pool, store, store_name, warehouses, ask))
             if len(items) >= ask.k:
                 break
-    if len(items) < ask.k:
-        items.extend(deferred[: ask.k - len(items)])
+    for score, product in deferred[: max(0, ask.k - len(items))]:
+        items.append(_item(product, score, pool, store, store_name, warehouses, ask))
     _name_becauses(conn, ws, items, b, person, ask.lang)
     return {
         "profile_id": person.holder,
@@ -542,26 +547,22 @@ _NOTES: Final = {
 
 
 def _item(
-    product: Product,
+    product: Shelved,
     score: float,
     pool: _Pool,
-    found: Mapping[str, Product],
-    stock: Mapping[str, Mapping[str, int]],
     store: str | None,
     store_name: str | None,
     warehouses: Sequence[str],
     ask: Ask,
 ) -> dict[str, Any]:
-    units = stock.get(product.product_id, {})
-    online = sum(units.get(w, 0) for w in warehouses)
-    at_store = units.get(store, 0) if store else 0
-    reason = pool.best[product.product_id][1]
+    online = sum(product.units.get(w, 0) for w in warehouses)
+    at_store = product.units.get(store, 0) if store else 0
     return {
         "product_id": product.product_id,
         "name": product.name_in(ask.lang),
-        "category": list(product.category),
+        "category": product.category_path(),
         "score": round(score, 4),
-        "reason": reason,  # replaced by its words in _name_becauses
+        "reason": pool.best[product.product_id][1],  # put in words by _name_becauses
         "availability": {
             "online": online,
             "store": None
@@ -594,10 +595,7 @@ def _name_becauses(
                     best = hist[int(np.argmax(sims))]
                     item["reason"] = Reason("personal", because=b.item_ids[best])
     becauses = {i["reason"].because for i in items if i["reason"].because}
-    names = {
-        pid: (p.name_in("en"), p.name_in("fi"))
-        for pid, p in get_products(conn, ws, becauses).items()
-    }
+    names = names_of(conn, ws, becauses)
     for item in items:
         r: Reason = item["reason"]
         named = Reason(r.code, r.because, names.get(r.because or ""), r.query, r.store)
