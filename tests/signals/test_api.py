@@ -153,6 +153,10 @@ def test_the_live_feed_sees_signals_routed_by_another_process(polku: Polku) -> N
 def test_events_through_the_pipeline_reach_the_live_feed(polku: Polku) -> None:
     """End to end: collected events, the signals consumer's rules, routing in the pipeline's
     transaction, the feed of the automation queue."""
+    only_views = {
+        "rules": [{"name": "views", "to": "automation", "kinds": ["repeat_product_views"]}]
+    }
+    assert polku.client.put("/v1/signals/routing", json=only_views, headers=polku.admin).is_success
     watcher = Watcher(polku.client, polku.admin, queue="automation", limit=1, seconds=20)
     assert watcher.ready.wait(20) and watcher.status == 200
     views = [
