@@ -73,6 +73,9 @@ def default_scorer() -> Scorer | None:
         return None
 
 
+_Hit = tuple[Fired, LoggedEvent, str, Snapshot]  # a fired rule, its event, profile, snapshot
+
+
 class _Unset:
     pass
 
@@ -187,6 +190,7 @@ class SignalsConsumer:
 
         probabilities = self._probabilities(snapshots)
         candidates: list[Candidate] = []
+        hits: list[_Hit] = []
         timers: dict[tuple[str, str, str], state.TimerRow | None] = {}
         for index, (event, profile, snapshot) in enumerate(snapshots):
             pair = (event.workspace_id, profile)
@@ -197,22 +201,10 @@ class SignalsConsumer:
                     places.get(event.workspace_id) or Places(),
                     probability=probabilities.get(index),
                 )
-                fired = [self._with_model_reasons(f, snapshot) for f in fired]
             except Exception:
                 logger.exception("signals: rules failed for event %s", event.message_id)
                 continue
-            for hit in fired:
-                candidates.append(
-                    candidate(
-                        hit,
-                        workspace_id=event.workspace_id,
-                        profile_id=profile,
-                        event_id=event.message_id,
-                        offset=event.offset,
-                        channel=snapshot.channel,
-                        session_id=snapshot.session_id,
-                    )
-                )
+            hits.extend((hit, event, profile, snapshot) for hit in fired)
             if snapshot.event in CART_EVENTS:
                 for rule, timer in self.rules.timers(snapshot):
                     timers[(event.workspace_id, profile, rule)] = (
@@ -228,6 +220,18 @@ class SignalsConsumer:
                             snapshot.session_id,
                         )
                     )
+        for hit, event, profile, snapshot in self._with_model_reasons(hits):
+            candidates.append(
+                candidate(
+                    hit,
+                    workspace_id=event.workspace_id,
+                    profile_id=profile,
+                    event_id=event.message_id,
+                    offset=event.offset,
+                    channel=snapshot.channel,
+                    session_id=snapshot.session_id,
+                )
+            )
         deltas = {
             (ws, page): delta for ws, book in books.items() for page, delta in book.pending.items()
         }
@@ -306,14 +310,31 @@ class SignalsConsumer:
                     )
             return found
 
-    def _with_model_reasons(self, fired: Fired, snapshot: Snapshot) -> Fired:
+    def _with_model_reasons(self, hits: list[_Hit]) -> list[_Hit]:
+        """The model's signals of a batch with the model's reasons (one call for all of
+        them when the model can); a model signal whose reasons fail keeps its own."""
         scorer = self.scorer
-        if fired.rule.kind != "model" or scorer is None:
-            return fired
-        scored = scorer.score(snapshot.uci_row())
-        reasons = tuple(r for r in scored.reasons if isinstance(r, Reason))
-        own = fired.reasons[:1]
-        return dataclasses.replace(fired, reasons=(*own, *reasons))
+        wanted = [i for i, hit in enumerate(hits) if hit[0].rule.kind == "model"]
+        if scorer is None or not wanted:
+            return hits
+        rows = [hits[i][3].uci_row() for i in wanted]
+        many = getattr(scorer, "score_many", None)
+        try:
+            scored = list(many(rows)) if many is not None else [scorer.score(r) for r in rows]
+        except Exception:
+            logger.exception(
+                "signals: reasons failed for events %s", [hits[i][1].message_id for i in wanted]
+            )
+            return hits
+        found = list(hits)
+        for i, result in zip(wanted, scored, strict=True):
+            fired = hits[i][0]
+            reasons = tuple(r for r in result.reasons if isinstance(r, Reason))
+            found[i] = (
+                dataclasses.replace(fired, reasons=(*fired.reasons[:1], *reasons)),
+                *hits[i][1:],
+            )
+        return found
 
 
 def _merges(conn: Connection, events: Sequence[LoggedEvent]) -> dict[int, tuple[str, str, str]]:
