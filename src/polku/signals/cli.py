@@ -82,7 +82,7 @@ def signals() -> None:
     "--shoppers",
     type=click.IntRange(min=50),
     default=None,
-    help="With --synthetic: how many shoppers to simulate (default 3000).",
+    help="With --synthetic: how many shoppers to simulate (default 4000).",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
 @click.option(
@@ -106,7 +106,12 @@ def train_command(
     Point Polku at the folder to use it instead of the shipped default
     (whose own recipe is `polku signals train --synthetic`)."""
     from polku.signals.datasets import read_uci
-    from polku.signals.synthetic import DEFAULT_SHOPPERS, SYNTHETIC_SEED, synthetic_rows
+    from polku.signals.synthetic import (
+        DEFAULT_SHOPPERS,
+        SYNTHETIC_GRID,
+        SYNTHETIC_SEED,
+        synthetic_rows,
+    )
     from polku.signals.training import DEFAULT_GRID, QUICK_GRID, train
 
     if (data is None) == (not synthetic):
@@ -129,7 +134,7 @@ def train_command(
             result = train(
                 rows.rows,
                 rows.labels,
-                grid=QUICK_GRID if quick else DEFAULT_GRID,
+                grid=QUICK_GRID if quick else (SYNTHETIC_GRID if synthetic else DEFAULT_GRID),
                 seed=468 if seed is None else seed,
                 provenance=provenance,
                 progress=bar,

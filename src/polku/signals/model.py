@@ -60,6 +60,11 @@ DEFAULT_MODEL_DIR: Final = Path(__file__).parent / "models" / "default"
 INTEGER_CODES: Final = ("OperatingSystems", "Browser", "Region", "TrafficType")
 """UCI's anonymised integer codes: they mean nothing for a live shop, so models leave them out."""
 
+_THREADS: Final = 1
+"""Threads per prediction. One: a row is microseconds of work, and OpenMP's thread team
+costs more than it saves (10x slower single-row scores on a busy 2-core machine); Polku
+scales scoring by running more workers."""
+
 MODEL_COLUMNS: Final = tuple(c for c in UCI_COLUMNS if c not in INTEGER_CODES)
 """The columns a model uses unless told otherwise."""
 
@@ -184,91 +189,72 @@ class Scored:
 
 # --- reasons in words ---------------------------------------------------------------------
 
-_Words = Callable[[float, bool], tuple[str, str, str]]  # (value, high) -> (code, en, fi)
+# A reason is shown only when the feature raised the score (a positive SHAP value) and its
+# value reads as a buying signal to a salesperson: many pages or a long time (not few or
+# short), low exit and bounce rates, a high page value, a gift-giving day near. A feature that
+# raised the score by being *absent* (no information pages seen) is no reason to call anyone.
+# Each wording gets the value and whether it is above the training median; it returns
+# (code, English, Finnish), or None when the value does not make a reason.
+_Words = Callable[[float, bool], tuple[str, str, str] | None]
 
 
 def _minutes(seconds: float) -> str:
-    minutes = seconds / 60
-    return f"{minutes:.0f} min" if minutes >= 1 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def _pages(kind_en: str, kind_fi: str, code: str) -> _Words:
-    def words(value: float, high: bool) -> tuple[str, str, str]:
+def _pages(code: str, en_one: str, en_many: str, fi: str) -> _Words:
+    def words(value: float, high: bool) -> tuple[str, str, str] | None:
         n = int(value)
-        if high:
-            return (
-                f"many_{code}_pages",
-                f"Viewed many {kind_en} pages ({n})",
-                f"Katsoi paljon {kind_fi} ({n})",
-            )
-        return (
-            f"few_{code}_pages",
-            f"Viewed few {kind_en} pages ({n})",
-            f"Katsoi vain vähän {kind_fi} ({n})",
-        )
+        if n < 1 or not high:
+            return None
+        return (f"{code}_pages", f"Viewed {n} {en_one if n == 1 else en_many}", f"{fi} {n}")
 
     return words
 
 
-def _time_on(kind_en: str, kind_fi: str, code: str) -> _Words:
-    def words(value: float, high: bool) -> tuple[str, str, str]:
+def _time_on(code: str, en: str, fi: str) -> _Words:
+    def words(value: float, high: bool) -> tuple[str, str, str] | None:
+        if value < 1 or not high:
+            return None
         spent = _minutes(value)
-        if high:
-            return (
-                f"long_{code}_time",
-                f"Spent a long time on {kind_en} pages ({spent})",
-                f"Viipyi pitkään {kind_fi} ({spent})",
-            )
-        return (
-            f"short_{code}_time",
-            f"Spent little time on {kind_en} pages ({spent})",
-            f"Viipyi vain vähän aikaa {kind_fi} ({spent})",
-        )
+        return (f"{code}_time", f"Spent {spent} on {en}", f"Aikaa {fi} {spent}")
 
     return words
 
 
-def _rate(name_en: str, name_fi: str, code: str) -> _Words:
-    def words(value: float, high: bool) -> tuple[str, str, str]:
-        share = f"{value * 100:.0f} %"
+def _rate(code: str, en: str, fi: str) -> _Words:
+    def words(value: float, high: bool) -> tuple[str, str, str] | None:
         if high:
-            return (
-                f"high_{code}",
-                f"High {name_en} of the pages seen ({share})",
-                f"Katsotuilla sivuilla korkea {name_fi} ({share})",
-            )
+            return None
+        share = f"{value * 100:.0f} %"
         return (
             f"low_{code}",
-            f"Low {name_en} of the pages seen ({share})",
-            f"Katsotuilla sivuilla matala {name_fi} ({share})",
+            f"Low {en} of the pages seen ({share})",
+            f"Katsotuilla sivuilla matala {fi} ({share})",
         )
 
     return words
 
 
-def _page_value(value: float, high: bool) -> tuple[str, str, str]:
+def _page_value(value: float, high: bool) -> tuple[str, str, str] | None:
+    if value <= 0 or not high:
+        return None
     euros = f"{value:.0f} €"
-    if high:
-        return (
-            "high_page_value",
-            f"High page value of the pages seen ({euros})",
-            f"Katsotuilla sivuilla korkea sivuarvo ({euros})",
-        )
     return (
-        "low_page_value",
-        f"Low page value of the pages seen ({euros})",
-        f"Katsotuilla sivuilla matala sivuarvo ({euros})",
+        "high_page_value",
+        f"High page value of the pages seen ({euros})",
+        f"Katsotuilla sivuilla korkea sivuarvo ({euros})",
     )
 
 
-def _special_day(value: float, high: bool) -> tuple[str, str, str]:
-    if value > 0:
-        return (
-            "near_special_day",
-            "Close to a gift-giving day (Mother's Day, Valentine's Day)",
-            "Lähellä lahjapäivää (äitienpäivä, ystävänpäivä)",
-        )
-    return ("no_special_day", "Not a gift-giving rush", "Ei lahjapäivän ruuhkaa")
+def _special_day(value: float, high: bool) -> tuple[str, str, str] | None:
+    if value <= 0:
+        return None
+    return (
+        "near_special_day",
+        "A gift-giving day is near (Valentine's, Mother's Day, Christmas...)",
+        "Lahjapäivä lähestyy (ystävänpäivä, äitienpäivä, joulu...)",
+    )
 
 
 _MONTH_NAMES: Final = (
@@ -287,57 +273,60 @@ _MONTH_NAMES: Final = (
 )
 
 
-def _month_words(value: float, high: bool) -> tuple[str, str, str]:
+def _month_words(value: float, high: bool) -> tuple[str, str, str] | None:
     index = int(value) - 1
-    en, fi = _MONTH_NAMES[index] if 0 <= index < 12 else ("this month", "tässä kuussa")
-    return (
-        "buying_season",
-        f"Visit in {en}, a month when many buy",
-        f"Käynti {fi}, jolloin moni ostaa",
-    )
+    if not 0 <= index < 12:
+        return None
+    en, fi = _MONTH_NAMES[index]
+    return ("buying_season", f"Visit in {en}, when many buy", f"Käynti {fi}, jolloin moni ostaa")
 
 
-def _visitor_words(value: float, high: bool) -> tuple[str, str, str]:
-    if value == 0.0:
-        return ("new_visitor", "New visitor", "Uusi kävijä")
+def _visitor_words(value: float, high: bool) -> tuple[str, str, str] | None:
     if value == 1.0:
         return ("returning_visitor", "Returning visitor", "Palaava kävijä")
-    return ("other_visitor", "Visitor of another kind", "Muu kävijä")
+    if value == 0.0:
+        return ("new_visitor", "New visitor", "Uusi kävijä")
+    return None
 
 
-def _weekend_words(value: float, high: bool) -> tuple[str, str, str]:
+def _weekend_words(value: float, high: bool) -> tuple[str, str, str] | None:
     if value:
         return ("weekend_visit", "Visit at the weekend", "Käynti viikonloppuna")
     return ("weekday_visit", "Visit on a weekday", "Käynti arkena")
 
 
 def _code_words(column: str) -> _Words:
-    def words(value: float, high: bool) -> tuple[str, str, str]:
-        return (
-            f"{column.lower()}_code",
-            f"{column} code {value:.0f}",
-            f"{column}-koodi {value:.0f}",
-        )
+    def words(value: float, high: bool) -> tuple[str, str, str] | None:
+        return None  # an anonymised code means nothing to a salesperson
 
     return words
 
 
 _WORDS: Final[dict[str, _Words]] = {
-    "Administrative": _pages("account", "tilisivuja", "account"),
-    "Administrative_Duration": _time_on("account", "tilisivuilla", "account"),
-    "Informational": _pages("information", "infosivuja", "information"),
-    "Informational_Duration": _time_on("information", "infosivuilla", "information"),
-    "ProductRelated": _pages("product", "tuotesivuja", "product"),
-    "ProductRelated_Duration": _time_on("product", "tuotesivuilla", "product"),
-    "BounceRates": _rate("bounce rate", "poistumisprosentti heti", "bounce_rate"),
-    "ExitRates": _rate("exit rate", "poistumisprosentti", "exit_rate"),
+    "Administrative": _pages(
+        "account", "account or checkout page", "account and checkout pages",
+        "Katsottuja tili- ja kassasivuja",
+    ),
+    "Administrative_Duration": _time_on(
+        "account", "account and checkout pages", "tili- ja kassasivuilla"
+    ),
+    "Informational": _pages(
+        "information", "information page", "information pages", "Katsottuja infosivuja"
+    ),
+    "Informational_Duration": _time_on("information", "information pages", "infosivuilla"),
+    "ProductRelated": _pages(
+        "product", "product page", "product pages", "Katsottuja tuotesivuja"
+    ),
+    "ProductRelated_Duration": _time_on("product", "product pages", "tuotesivuilla"),
+    "BounceRates": _rate("bounce_rate", "bounce rate", "välitön poistumisprosentti"),
+    "ExitRates": _rate("exit_rate", "exit rate", "poistumisprosentti"),
     "PageValues": _page_value,
     "SpecialDay": _special_day,
     "Month": _month_words,
     "VisitorType": _visitor_words,
     "Weekend": _weekend_words,
     **{column: _code_words(column) for column in INTEGER_CODES},
-}
+}  # fmt: skip
 
 
 # --- the model ----------------------------------------------------------------------------
@@ -528,34 +517,45 @@ class IntentModel:
     def _reasons(
         self, values: Sequence[float], contrib: Sequence[float], top: int
     ) -> tuple[Reason, ...]:
-        total = sum(abs(c) for c in contrib) or 1.0
-        order = sorted(range(len(contrib)), key=lambda i: -contrib[i])
-        reasons = []
-        for i in order[:top]:
-            if contrib[i] <= 0.0:
+        """The `top` readable reasons among the features that raised the score, strongest
+        first; a reason's weight is its share of all the features' absolute SHAP values."""
+        total = math.fsum(abs(c) for c in contrib) or 1.0
+        reasons: list[Reason] = []
+        for i in sorted(range(len(contrib)), key=lambda i: -contrib[i]):
+            if len(reasons) == top or contrib[i] <= 0.0:
                 break
             value = values[i]
             if math.isnan(value):
                 continue
-            code, en, fi = self._words[i](value, value > self._medians[i])
-            reasons.append(Reason(code, en, fi, round(contrib[i] / total, 4)))
+            words = self._words[i](value, value > self._medians[i])
+            if words is not None:
+                reasons.append(Reason(*words, weight=round(contrib[i] / total, 4)))
         return tuple(reasons)
 
     def score(self, row: Mapping[str, object], *, top: int = 3) -> Scored:
-        """One feature row's calibrated probability and its `top` reasons."""
+        """One feature row's calibrated probability and its `top` reasons.
+
+        One booster call gives both: the SHAP contributions (``pred_contrib``) sum to the raw
+        score. When most rows need no reasons, `probability` is about three times cheaper."""
         values = encode_row(row, self.columns)
         matrix = np.array([values], dtype=np.float64)
-        out = self.booster.predict(matrix, pred_contrib=True)
+        out = self.booster.predict(matrix, pred_contrib=True, num_threads=_THREADS)
         contrib = out[0].tolist()  # one SHAP value per column, then the bias
         raw = math.fsum(contrib)
         return Scored(self._calibrate_one(raw), self._reasons(values, contrib[:-1], top), raw)
 
+    def probability(self, row: Mapping[str, object]) -> float:
+        """One feature row's calibrated probability, without reasons."""
+        matrix = np.array([encode_row(row, self.columns)], dtype=np.float64)
+        raw = self.booster.predict(matrix, raw_score=True, num_threads=_THREADS)
+        return self._calibrate_one(float(raw[0]))
+
     def score_many(self, rows: Iterable[Mapping[str, object]], *, top: int = 3) -> list[Scored]:
-        """Many rows in one booster call (faster per row than `score` for batches)."""
+        """Many rows in one booster call (cheaper per row than `score`)."""
         matrix = encode_rows(rows, self.columns)
         if len(matrix) == 0:
             return []
-        out = np.asarray(self.booster.predict(matrix, pred_contrib=True))
+        out = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=_THREADS))
         raws = out.sum(axis=1)
         probabilities = self.calibrate(raws)
         return [
@@ -572,4 +572,5 @@ class IntentModel:
         matrix = encode_rows(rows, self.columns)
         if len(matrix) == 0:
             return np.zeros(0)
-        return self.calibrate(self.booster.predict(matrix, raw_score=True))
+        raw = self.booster.predict(matrix, raw_score=True, num_threads=_THREADS)
+        return self.calibrate(raw)
