@@ -93,6 +93,13 @@ def signals() -> None:
     help="Folder to write model.txt, calibration.json and meta.json into.",
 )
 @click.option("--quick", is_flag=True, help="Cross-validate 2 parameter sets instead of 12.")
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2, max=20),
+    default=5,
+    show_default=True,
+    help="Cross-validation folds.",
+)
 def train_command(
     data: Path | None,
     synthetic: bool,
@@ -100,6 +107,7 @@ def train_command(
     seed: int | None,
     out: Path,
     quick: bool,
+    folds: int,
 ) -> None:
     """Train a purchase-intent model and write it to a folder.
 
@@ -135,6 +143,7 @@ def train_command(
                 rows.rows,
                 rows.labels,
                 grid=QUICK_GRID if quick else (SYNTHETIC_GRID if synthetic else DEFAULT_GRID),
+                folds=folds,
                 seed=468 if seed is None else seed,
                 provenance=provenance,
                 progress=bar,
@@ -172,6 +181,13 @@ def train_command(
     help="Only the first N rows of each file.",
 )
 @click.option("--quick", is_flag=True, help="Cross-validate 2 parameter sets instead of 12.")
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2, max=20),
+    default=5,
+    show_default=True,
+    help="Cross-validation folds.",
+)
 @click.option("--seed", type=int, default=468, show_default=True, help="Random seed.")
 def evaluate_command(
     uci: Path,
@@ -179,6 +195,7 @@ def evaluate_command(
     plots: Path | None,
     limit: int | None,
     quick: bool,
+    folds: int,
     seed: int,
 ) -> None:
     """Fit on UCI/train.csv, report once on UCI/test.csv, next to the published result.
@@ -198,7 +215,7 @@ def evaluate_command(
             ) from exc
     try:
         with _Bar() as bar:
-            report = evaluate_uci(uci, limit=limit, grid=grid, seed=seed, progress=bar)
+            report = evaluate_uci(uci, limit=limit, grid=grid, folds=folds, seed=seed, progress=bar)
         click.echo(format_uci(report))
         early = None
         if diginetica is not None:
@@ -206,7 +223,12 @@ def evaluate_command(
 
             with _Bar() as bar:
                 early = evaluate_diginetica(
-                    diginetica, grid=grid, seed=seed, transfer=report.training.model, progress=bar
+                    diginetica,
+                    grid=grid,
+                    folds=folds,
+                    seed=seed,
+                    transfer=report.training.model,
+                    progress=bar,
                 )
             click.echo("")
             click.echo(format_diginetica(early))

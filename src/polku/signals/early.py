@@ -137,6 +137,7 @@ def evaluate_diginetica(
     *,
     test_share: float = 0.3,
     grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
+    folds: int = 5,
     seed: int = 468,
     transfer: IntentModel | None = None,
     progress: Progress | None = None,
@@ -164,7 +165,7 @@ def evaluate_diginetica(
                 continue  # a view after the purchase: the signal would come too late
             rows.append(row)
             labels.append(bought)
-    result = train(rows, labels, grid=grid, seed=seed, progress=progress)
+    result = train(rows, labels, grid=grid, folds=folds, seed=seed, progress=progress)
     model = result.model
 
     auc_by_k: dict[str, float] = {}

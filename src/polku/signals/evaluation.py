@@ -99,6 +99,7 @@ def evaluate_uci(
     *,
     limit: int | None = None,
     grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
+    folds: int = 5,
     seed: int = 468,
     progress: Progress | None = None,
 ) -> UciReport:
@@ -113,6 +114,7 @@ def evaluate_uci(
         train_rows.rows,
         train_rows.labels,
         grid=grid,
+        folds=folds,
         seed=seed,
         provenance={"trained_on": train_rows.source},
         progress=progress,

@@ -1,0 +1,89 @@
+"""`polku signals train` and `evaluate` through the CLI, on small real and simulated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from polku.cli import main
+from polku.signals.model import IntentModel
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+UCI = DATA / "uci_online_shoppers_intention"
+
+needs_uci = pytest.mark.skipif(
+    not (UCI / "train.csv").is_file(), reason=f"the UCI data set is not at {UCI}"
+)
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(main, ["signals", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _head(source: Path, target: Path, lines: int) -> Path:
+    with source.open(encoding="utf-8") as handle:
+        target.write_text("".join(next(handle) for _ in range(lines + 1)), encoding="utf-8")
+    return target
+
+
+@needs_uci
+def test_train_on_a_uci_shaped_csv_writes_a_model_that_loads(tmp_path: Path) -> None:
+    csv = _head(UCI / "train.csv", tmp_path / "mine.csv", 800)
+    out = tmp_path / "model"
+    printed = _run("train", "--data", str(csv), "--out", str(out), "--quick", "--folds", "3")
+    assert "Trained on 800 rows" in printed and "cross-validated ROC-AUC" in printed
+    model = IntentModel.load(out)
+    assert model.meta["trained_on"] == "mine.csv" and model.meta["rows"] == 800
+    scored = model.score_many(
+        [{"PageValues": 40.0, "ProductRelated": 30, "ExitRates": 0.01}, {"ExitRates": 1.0}]
+    )
+    assert scored[0].probability > scored[1].probability
+
+
+@needs_uci
+def test_evaluate_prints_the_metrics_table_next_to_the_published_result(tmp_path: Path) -> None:
+    printed = _run("evaluate", str(UCI), "--limit", "800", "--quick", "--folds", "3")
+    assert "ROC-AUC" in printed and "PR-AUC" in printed and "F1" in printed
+    assert "Published XGBoost (Tanvir et al. 2023)          0.937    0.754" in printed
+    line = next(x for x in printed.splitlines() if x.startswith("Polku LightGBM, test.csv"))
+    roc_auc, pr_auc, f1, accuracy = (float(v) for v in line.split()[-4:])
+    assert 0.8 < roc_auc <= 1.0 and 0.3 < pr_auc <= 1.0 and 0.0 < f1 <= 1.0
+    assert 0.8 < accuracy <= 1.0
+
+
+def test_synthetic_training_is_reproducible(tmp_path: Path) -> None:
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        _run(
+            "train",
+            "--synthetic",
+            "--shoppers",
+            "300",
+            "--out",
+            str(out),
+            "--quick",
+            "--folds",
+            "3",
+        )
+    for name in ("model.txt", "calibration.json", "meta.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    model = IntentModel.load(outs[0])
+    assert model.meta["recipe"] == "polku signals train --synthetic"
+
+
+def test_train_needs_exactly_one_source(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["signals", "train", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Give exactly one of --data CSV and --synthetic" in result.output
+
+
+def test_a_csv_without_the_uci_columns_is_refused_with_the_column(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("PageValues,Revenue\n1,TRUE\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["signals", "train", "--data", str(csv)])
+    assert result.exit_code == 1
+    assert f"{csv} has no column Administrative" in result.output
