@@ -210,3 +210,50 @@ def test_page_types_and_special_days() -> None:
     values = [special_day(date(2026, 2, d)) for d in range(1, 15)]
     assert values == [0.0, 0.2, 0.2, 0.4, 0.6, 0.8, 0.8, 1.0, 0.8, 0.6, 0.4, 0.2, 0.0, 0.0]
     assert special_day(date(2026, 11, 21)) == 1.0  # Black Friday 27 November, 6 days ahead
+
+
+def test_an_identify_alone_is_no_visit() -> None:
+    tracker = Tracker()
+    imported = tracker.observe(
+        {"type": "identify", "userId": "u5", "timestamp": "2026-03-01T08:00:00Z", "traits": {}}
+    )
+    assert imported.sessions == 0 and tracker.sessions == {}
+    visit = tracker.observe(
+        {
+            "type": "page",
+            "userId": "u5",
+            "timestamp": "2026-03-05T08:00:00Z",
+            "context": {"channel": "web"},
+            "properties": {"path": "/"},
+        }
+    )
+    assert visit.sessions == 1 and visit.uci_row()["VisitorType"] == "New_Visitor"
+
+
+def test_signing_in_joins_the_devices_history_to_the_persons() -> None:
+    tracker = Tracker()
+    tracker.observe(
+        message("track", "2026-03-01T08:00:00Z", "d1", "Product Viewed", product_id="p1")
+    )
+    tracker.observe(
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "u1",
+            "timestamp": "2026-03-02T08:00:00Z",
+            "context": {"channel": "app"},
+            "properties": {"product_id": "p1"},
+        }
+    )
+    both = tracker.observe(
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "u1",
+            "anonymousId": "d1",
+            "timestamp": "2026-03-03T08:00:00Z",
+            "context": {"channel": "web"},
+            "properties": {"product_id": "p1"},
+        }
+    )
+    assert both.product_views_7d == 3 and both.sessions == 3

@@ -167,6 +167,7 @@ _ADMIN_WORDS: Final = frozenset(
 _PURCHASES: Final = frozenset({"Order Completed", "POS Order Completed"})
 _ONLINE: Final = frozenset({"web", "app"})
 _STORE_EVENTS: Final = frozenset({"Store Visited", "POS Order Completed"})
+_NOT_VISITS: Final = frozenset({"identify", "group", "alias"})
 
 
 # -- reading messages ----------------------------------------------------------------------
@@ -718,12 +719,14 @@ def step(
     message: Mapping[str, Any],
     at_ms: int,
     session_key: str,
-) -> tuple[SessionState, Snapshot]:
+) -> tuple[SessionState | None, Snapshot]:
     """Apply one message, at `at_ms` (event time), to its person's states; returns the
     (possibly new) session and the snapshot. `person` and `pages` change in place.
 
     Messages of one person must come in time order (the log's order); one that is older
-    than the session's last event counts at that last event's time."""
+    than the session's last event counts at that last event's time. An `identify`,
+    `group` or `alias` outside a session (a sign-up by the back office, a CRM import)
+    says who someone is, not that they visited: it starts no session."""
     at_ms = max(at_ms, session.last_ms) if session is not None else at_ms
     kind = message.get("type")
     event = message.get("event") if kind == "track" else kind
@@ -734,12 +737,17 @@ def step(
     store = _text(properties.get("store_id"))
 
     # the session: continue it, or close it and start a new one
+    kept: SessionState | None = None
+    detached = False
     if session is None or at_ms - session.last_ms > SESSION_GAP_MS:
+        if kind in _NOT_VISITS:
+            kept, detached = session, True  # read through a session of its own, not kept
+        else:
+            person.sessions += 1
+            if person.first_ms == 0:
+                person.first_ms = at_ms
         session = SessionState(start_ms=at_ms, last_ms=at_ms, channel=channel)
         session.codes = list(_device_codes(message))
-        person.sessions += 1
-        if person.first_ms == 0:
-            person.first_ms = at_ms
     elif session.open_type >= 0:
         session.seconds[session.open_type] += (at_ms - session.last_ms) / 1000
     session.last_ms = at_ms
@@ -960,7 +968,7 @@ def step(
         preferred_store=person.preferred_store,
         codes=(session.codes[0], session.codes[1], session.codes[2], session.codes[3]),
     )
-    return session, snapshot
+    return (kept if detached else session), snapshot
 
 
 def _count_store(stores: dict[str, list[int]], store: str, at_ms: int) -> None:
@@ -1004,12 +1012,19 @@ class Tracker:
             if anonymous is not None:
                 device = "anon:" + anonymous
                 linked = self._links.get(device)
-                if linked is None:
+                if linked is None:  # the device's history joins the person's, as a merge
                     self._links[device] = key
-                    if device in self.people and key not in self.people:
-                        self.people[key] = self.people.pop(device)
-                        if device in self.sessions:
-                            self.sessions[key] = self.sessions.pop(device)
+                    if device in self.people:
+                        moved = self.people.pop(device)
+                        if key in self.people:
+                            self.people[key].absorb(moved)
+                        else:
+                            self.people[key] = moved
+                    if device in self.sessions:
+                        theirs = self.sessions.pop(device)
+                        mine = self.sessions.get(key)
+                        if mine is None or theirs.last_ms > mine.last_ms:
+                            self.sessions[key] = theirs
             return key
         if anonymous is not None:
             device = "anon:" + anonymous
@@ -1026,6 +1041,7 @@ class Tracker:
             state = self.people[key] = PersonState()
         moment = at_ms if at_ms is not None else message_time_ms(message)
         session, snapshot = step(self.sessions.get(key), state, self.pages, message, moment, key)
-        self.sessions[key] = session
+        if session is not None:
+            self.sessions[key] = session
         self.pages.pending.clear()  # in memory, the pages are the truth
         return snapshot
