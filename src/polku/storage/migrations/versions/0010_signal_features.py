@@ -1,7 +1,7 @@
 """signals: the features' state per profile, page statistics and idle-cart timers
 
 Revision ID: 0010_signal_features
-Revises: 0011_signal_routing (one line of history: tests/storage/test_migrations.py)
+Revises: 0011_signal_routing, 0012_recommend (both revise 0009_merge; this joins them)
 Create Date: 2026-12-01 22:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_signal_features"
-down_revision = "0011_signal_routing"
+down_revision = ("0011_signal_routing", "0012_recommend")  # joins the two lines from 0009
 branch_labels = None
 depends_on = None
 
