@@ -53,11 +53,12 @@ from polku.recommend.interactions import InteractionsConsumer
 from polku.recommend.serving import forget as forget_recommendations
 from polku.settings import Settings
 from polku.signals.consumer import SignalsConsumer
+from polku.signals.rules import RuleBook, load_rules
 from polku.signals.webhooks import Deliverer
 from polku.storage.engine import make_engine, translate_errors, writing
 from polku.storage.migrate import upgrade
 
-__all__ = ["Runtime", "consumers", "migrate", "replay_partitions", "run_worker"]
+__all__ = ["Runtime", "consumers", "migrate", "replay_partitions", "run_worker", "signal_rules"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ class Runtime:
             log = table_log = SqlLog(engine)
             live = TableFeed(engine, table_log)
             outbox = Outbox(engine, table_log)
-            pipeline = Pipeline(engine, log, consumers(identity), batch=settings.pipeline_batch)
+            chain = consumers(identity, signal_rules(settings))
+            pipeline = Pipeline(engine, log, chain, batch=settings.pipeline_batch)
             progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
         runtime = cls(
@@ -174,8 +176,14 @@ class ChoreBackends:
     outbox: Outbox
 
 
-def consumers(identity: IdentityConfig) -> list[Consumer]:
-    """The pipeline's consumers, in the order each depends on the one before."""
+def signal_rules(settings: Settings) -> RuleBook:
+    """The buying-signal rules of POLKU_SIGNAL_RULES (or the shipped ones), checked."""
+    return load_rules(settings.signal_rules or None)
+
+
+def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[Consumer]:
+    """The pipeline's consumers, in the order each depends on the one before (`rules`:
+    the signals consumer's; None: the shipped ones)."""
     return [
         IdentityConsumer(identity),
         ProfilesConsumer(),
@@ -183,7 +191,7 @@ def consumers(identity: IdentityConfig) -> list[Consumer]:
         CartsConsumer(identity),
         BoughtTogether(),
         OrdersConsumer(),
-        SignalsConsumer(identity),
+        SignalsConsumer(identity, rules=rules),
         GiftCardsConsumer(),
         ReturnsConsumer(),
         InteractionsConsumer(),
@@ -251,7 +259,7 @@ def replay_partitions(settings: Settings, *, echo: Callable[[str], None]) -> int
         identity = IdentityConfig(
             default_region=settings.phone_region, shared_devices=settings.shared_devices
         )
-        chain = consumers(identity)
+        chain = consumers(identity, signal_rules(settings))
         archive_names = [checkpoints.scoped(ARCHIVE, p) for p in range(settings.partitions)]
         with engine.connect() as conn:
             copied = checkpoints.read_many(conn, archive_names)
@@ -310,12 +318,13 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
     identity = IdentityConfig(
         default_region=settings.phone_region, shared_devices=settings.shared_devices
     )
+    rules = signal_rules(settings)
     log = nats_log(settings)
     backends = ChoreBackends(engine, Outbox(engine, log, settings.partitions))
     worker = Worker(
         engine,
         log,
-        lambda: consumers(identity),
+        lambda: consumers(identity, rules),
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         batch=settings.worker_batch,

@@ -216,6 +216,12 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "signal_rules",
+        "",
+        "A YAML file of buying-signal rules (docs/signals.md#rules). Empty: the rules shipped "
+        "with Polku (src/polku/signals/rules/default.yaml). Checked at start.",
+    ),
+    Setting(
         "log_format",
         "text",
         "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
@@ -254,6 +260,7 @@ class Settings:
     cors_origins: frozenset[str] = frozenset({"*"})
     public_url: str = ""
     readiness_timeout: float = 2.0
+    signal_rules: str = ""
     log_format: str = "text"
 
     @classmethod

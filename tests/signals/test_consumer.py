@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,13 +15,15 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import Polku
+from polku.errors import InvalidRule
 from polku.log.nats import partition_of
 from polku.log.sql import SqlPartition
 from polku.log.tables import log_events
 from polku.pipeline import checkpoints
 from polku.pipeline.runner import Pipeline
 from polku.pipeline.worker import ARCHIVE
-from polku.runtime import consumers
+from polku.runtime import Runtime, consumers
+from polku.settings import Settings
 from polku.signals.candidates import MODEL_KIND, Reason
 from polku.signals.consumer import SignalsConsumer
 from polku.signals.features import PersonState, SessionState, Tracker
@@ -417,3 +420,24 @@ def test_a_stock_check_at_a_store_near_home(polku: Polku) -> None:
     assert orjson.loads(signal.reasons)[0]["en"] == (
         "Checked stock of p1 at store HEL-KAMPPI, 2.7 km from home"
     )
+
+
+def test_a_rules_file_of_ones_own_replaces_the_shipped_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: searched_twice\n"
+        "    when: {searches: {at_least: 2}}\n"
+        "    reason: {en: 'Searched {searches} times', fi: 'Haki {searches} kertaa'}\n"
+    )
+    settings = Settings.build(data_dir=tmp_path, pipeline="thread", signal_rules=str(rules))
+    runtime = Runtime.open(settings)
+    try:
+        assert runtime.pipeline is not None
+        [consumer] = [c for c in runtime.pipeline.consumers if isinstance(c, SignalsConsumer)]
+        assert [rule.name for rule in consumer.rules.rules] == ["searched_twice"]
+    finally:
+        runtime.close()
+    rules.write_text("rules:\n  - name: searched_twice\n    when: {searches: {at_least: 2}}\n")
+    with pytest.raises(InvalidRule, match="Rule 'searched_twice', field 'reason'"):
+        Runtime.open(settings)

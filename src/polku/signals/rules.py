@@ -378,7 +378,7 @@ def load_rules(path: Path | str | None = None) -> RuleBook:
         raise InvalidRule(
             f"Cannot read the rules file {path}: {exc.strerror}.",
             field="rules",
-            hint="Check the path and that Polku may read the file.",
+            hint="Check the path (POLKU_SIGNAL_RULES) and that Polku may read the file.",
         ) from exc
     return parse_rules(text, source=str(path))
 
