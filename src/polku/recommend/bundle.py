@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from polku.recommend.models import Content, Factors, ItemItem, Popularity
+from polku.recommend.models import (
+    Content,
+    Factors,
+    FloatArray,
+    IntArray,
+    ItemItem,
+    Popularity,
+    top_k,
+)
 
 __all__ = ["Bundle"]
 
@@ -34,10 +42,23 @@ class Bundle:
     user_index: dict[str, int] = field(default_factory=dict)
     store_index: dict[str, int] = field(default_factory=dict)
 
+    _popular: dict[tuple[int | None, int], tuple[IntArray, FloatArray]] = field(
+        default_factory=dict
+    )
+
     def __post_init__(self) -> None:
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.store_index = {s: i for i, s in enumerate(self.store_ids)}
+
+    def popular_top(self, store: int | None, k: int) -> tuple[IntArray, FloatArray]:
+        """The `k` most popular items (at store index `store`, or overall), kept once
+        computed: they only change with the bundle."""
+        key = (store, k)
+        found = self._popular.get(key)
+        if found is None:
+            found = self._popular[key] = top_k(self.popularity.scores(store=store), k)
+        return found
 
     def to_bytes(self) -> bytes:
         arrays: dict[str, npt.NDArray[Any]] = {

@@ -153,7 +153,11 @@ class Neighbours:
     score: FloatArray
 
     @classmethod
-    def from_similarity(cls, sim: sparse.csr_matrix, k: int = NEIGHBOURS) -> Neighbours:
+    def from_similarity(
+        cls, sim: sparse.csr_matrix, k: int = NEIGHBOURS, *, offset: int = 0
+    ) -> Neighbours:
+        """The top `k` of each row of `sim`; row i is item ``offset + i`` (never its own
+        neighbour)."""
         n = sim.shape[0]
         index = np.full((n, k), -1, np.int32)
         score = np.zeros((n, k), np.float32)
@@ -161,7 +165,7 @@ class Neighbours:
         for i in range(n):
             start, end = sim.indptr[i], sim.indptr[i + 1]
             cols, vals = sim.indices[start:end], sim.data[start:end]
-            keep = cols != i
+            keep = (cols != offset + i) & (vals > 0)
             cols, vals = cols[keep], vals[keep]
             if len(cols) > k:
                 part = np.argpartition(-vals, k - 1)[:k]
@@ -250,6 +254,27 @@ class Factors:
         self.alpha = alpha
         self.kind = kind
         self._gram: FloatArray | None = None
+        self.user_top: IntArray | None = None  # each known person's best items, precomputed
+        self.user_top_scores: FloatArray | None = None
+
+    def precompute(self, k: int = 100, chunk: int = 512) -> None:
+        """Each trained person's top `k` items, so serving a known person costs no scoring
+        over the whole catalogue."""
+        n_users, n_items = len(self.user_factors), len(self.item_factors)
+        k = min(k, n_items)
+        top = np.zeros((n_users, k), np.int32)
+        top_scores = np.zeros((n_users, k), np.float32)
+        if k == 0:
+            self.user_top, self.user_top_scores = top, top_scores
+            return
+        for start in range(0, n_users, chunk):
+            block = self.user_factors[start : start + chunk] @ self.item_factors.T
+            part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+            vals = np.take_along_axis(block, part, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            top[start : start + chunk] = np.take_along_axis(part, order, axis=1)
+            top_scores[start : start + chunk] = np.take_along_axis(vals, order, axis=1)
+        self.user_top, self.user_top_scores = top, top_scores
 
     @classmethod
     def fit(
@@ -331,22 +356,28 @@ class Factors:
         return (self.item_factors @ vec).astype(np.float32)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
-        return {
+        out = {
             "user_factors": self.user_factors,
             "item_factors": self.item_factors,
             "params": np.array([self.regularization, self.alpha]),
             "kind": np.array([self.kind]),
         }
+        if self.user_top is not None and self.user_top_scores is not None:
+            out.update(user_top=self.user_top, user_top_scores=self.user_top_scores)
+        return out
 
     @classmethod
     def from_arrays(cls, a: dict[str, npt.NDArray[Any]]) -> Factors:
-        return cls(
+        found = cls(
             a["user_factors"],
             a["item_factors"],
             float(a["params"][0]),
             float(a["params"][1]),
             str(a["kind"][0]),
         )
+        if "user_top" in a:
+            found.user_top, found.user_top_scores = a["user_top"], a["user_top_scores"]
+        return found
 
 
 # -- content -----------------------------------------------------------------------------------
@@ -363,34 +394,31 @@ class Content:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         n = len(texts)
+        empty = Neighbours(np.full((n, k), -1, np.int32), np.zeros((n, k), np.float32))
         if n == 0:
-            return cls(Neighbours(np.full((0, k), -1, np.int32), np.zeros((0, k), np.float32)))
+            return cls(empty)
+        # Words in more than a tenth of the catalogue ("set", "the", a brand of everything)
+        # say little about similarity and would make every pair similar: left out.
         vectoriser = TfidfVectorizer(
-            sublinear_tf=True, min_df=1, ngram_range=(1, 2), max_features=200_000
+            sublinear_tf=True,
+            ngram_range=(1, 2),
+            max_features=200_000,
+            max_df=0.1 if n >= 100 else 1.0,
         )
         try:
             x = vectoriser.fit_transform([t or "" for t in texts]).astype(np.float32).tocsr()
-        except ValueError:  # every text empty: no vocabulary
-            return cls(Neighbours(np.full((n, k), -1, np.int32), np.zeros((n, k), np.float32)))
-        index = np.full((n, k), -1, np.int32)
-        score = np.zeros((n, k), np.float32)
-        xt = x.T.tocsc()
-        for start in range(0, n, chunk):
-            block = (x[start : start + chunk] @ xt).toarray()
-            for row in range(block.shape[0]):
-                block[row, start + row] = 0.0
-            kk = min(k, n - 1)
-            if kk <= 0:
-                continue
-            part = np.argpartition(-block, kk - 1, axis=1)[:, :kk]
-            vals = np.take_along_axis(block, part, axis=1)
-            order = np.argsort(-vals, axis=1, kind="stable")
-            part = np.take_along_axis(part, order, axis=1)
-            vals = np.take_along_axis(vals, order, axis=1)
-            vals_pos = vals > 0
-            index[start : start + block.shape[0], :kk] = np.where(vals_pos, part, -1)
-            score[start : start + block.shape[0], :kk] = np.where(vals_pos, vals, 0)
-        return cls(Neighbours(index, score))
+        except ValueError:  # every text empty, or only common words: no vocabulary
+            return cls(empty)
+        xt = x.T.tocsr()
+        parts = [
+            Neighbours.from_similarity(x[start : start + chunk] @ xt, k, offset=start)
+            for start in range(0, n, chunk)
+        ]
+        return cls(
+            Neighbours(
+                np.concatenate([p.index for p in parts]), np.concatenate([p.score for p in parts])
+            )
+        )
 
     def scores(self, history: Sequence[int], weights: Sequence[float], n_items: int) -> FloatArray:
         return self.neighbours.spread(history, weights, n_items)

@@ -254,12 +254,17 @@ def _neighbours(
 def _personal(b: Bundle, person: _Person) -> list[tuple[str, float, Reason]]:
     if not person.allowed or person.holder is None:
         return []
-    items = [b.item_index[p] for p in person.history if p in b.item_index]
-    weights = [max(0.0, person.history[b.item_ids[i]]) for i in items]
-    scores = b.factors.scores(b.user_index.get(person.holder), items, weights)
-    if scores is None:
-        return []
-    idx, sc = top_k(scores, _POOL)
+    mf = b.factors
+    user = b.user_index.get(person.holder)
+    if user is not None and mf.user_top is not None and mf.user_top_scores is not None:
+        idx, sc = mf.user_top[user][:_POOL], mf.user_top_scores[user][:_POOL]
+    else:  # not in the training data: fold them in from their history
+        items = [b.item_index[p] for p in person.history if p in b.item_index]
+        weights = [max(0.0, person.history[b.item_ids[i]]) for i in items]
+        scores = mf.scores(user, items, weights)
+        if scores is None:
+            return []
+        idx, sc = top_k(scores, _POOL)
     low = float(sc.min()) if len(sc) else 0.0
     return [
         (b.item_ids[i], float(s) - low + 1e-6, Reason("personal"))
@@ -287,7 +292,7 @@ def _popular(
         ).all()
         return [(pid, float(w), Reason("popular")) for pid, w in rows]
     s = b.store_index.get(store) if store else None
-    idx, sc = top_k(b.popularity.scores(store=s), _POOL)
+    idx, sc = b.popular_top(s, _POOL)
     reason = Reason("popular_store", store=store_name) if s is not None else Reason("popular")
     return [
         (b.item_ids[i], float(v), reason) for i, v in zip(idx.tolist(), sc.tolist(), strict=True)

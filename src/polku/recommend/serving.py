@@ -10,6 +10,7 @@ answered meanwhile from the live tables (bought together, viewed next) and plain
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass
@@ -51,9 +52,14 @@ def _load(engine: Engine, workspace_id: str) -> Bundle | None:
         ).first()
     if row is None:
         return None
-    return Bundle.from_bytes(
+    found = Bundle.from_bytes(
         bytes(row.payload), version=int(row.version), trained_at=row.trained_at
     )
+    # A bundle's ids are ~100,000 long-lived strings and dict entries: never cyclic garbage,
+    # so the collector's full passes should not walk them on every request's allocations
+    # (frozen objects are still freed by reference counting when the bundle is replaced).
+    gc.freeze()
+    return found
 
 
 def _load_in_background(engine: Engine, workspace_id: str, slot: _Slot) -> None:

@@ -125,6 +125,7 @@ def train(
     seconds["co-occurrence"] = time.perf_counter() - start
     start = step(STEPS[3])
     mf = Factors.fit(data, kind="als", factors=factors)
+    mf.precompute()
     seconds["factors"] = time.perf_counter() - start
     start = step(STEPS[4])
     content = Content.fit(texts)
