@@ -3,9 +3,10 @@
 DIGINETICA's product views become Segment ``Product Viewed`` messages (and its purchases
 ``Order Completed``) that go through the live feature code (`polku.signals.features.Tracker`),
 so what is measured is what the pipeline computes. Sessions are split by day; a model is
-trained on the earlier sessions' rows after each view and scored on the later sessions after
-their first k views (k = 1, 2, 3, 5, all); the lead time is from the first view whose score
-passes the model's threshold to the session's first purchase.
+trained on the earlier sessions (one row each, as in the UCI data) and scored on the later
+sessions after their first k views (k = 1, 2, 3, 5, all), never seeing the purchase or
+anything after it; the lead time runs from the first view whose score passes the model's
+threshold to the session's first purchase.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class DigineticaReport:
     flagged_buyers: int  # buyers with a signal before their purchase
     median_lead_s: float | None  # first signal -> first purchase, over flagged buyers
     transfer_auc_all: float | None  # the UCI-trained model on the same rows, if given
-    cv_auc: float
+    views_auc_all: float  # baseline: the number of views alone, all views
+    cv_auc: float  # cross-validated on the training sessions' rows
 
 
 def evaluate_diginetica(
@@ -143,9 +145,8 @@ def evaluate_diginetica(
     progress: Progress | None = None,
 ) -> DigineticaReport:
     """Split DIGINETICA's sessions by day (the latest `test_share` of sessions are held
-    out), train on the training sessions' rows after every view (each labelled by whether
-    the session bought, the purchase itself never seen), and score held-out sessions after
-    their first k views."""
+    out), train on one row per training session (after its last view before any purchase,
+    labelled by whether it bought), and score held-out sessions after their first k views."""
     sessions = read_diginetica(folder)
     traces = _traces(sessions)
     by_day = sorted(
@@ -156,15 +157,24 @@ def evaluate_diginetica(
     train_idx = [i for i in by_day if sessions[i].day < split_day]
     test_idx = [i for i in by_day if sessions[i].day >= split_day]
 
-    rows: list[dict[str, object]] = []
-    labels: list[bool] = []
-    for i in train_idx:
-        bought = sessions[i].first_purchase_ms is not None
-        for row, at in zip(traces[i].rows, traces[i].at_ms, strict=True):
-            if bought and at >= (sessions[i].first_purchase_ms or 0):
-                continue  # a view after the purchase: the signal would come too late
-            rows.append(row)
-            labels.append(bought)
+    # What the model may see of a session: its rows after each view before the first
+    # purchase (the Order Completed message itself would give it away).
+    seen = [
+        [
+            (row, at)
+            for row, at in zip(trace.rows, trace.at_ms, strict=True)
+            if trace.session.first_purchase_ms is None or at < trace.session.first_purchase_ms
+        ]
+        for trace in traces
+    ]
+    test_idx = [i for i in test_idx if seen[i]]  # bought before any view: nothing to score
+
+    # One row per training session, its last before the purchase, as in the UCI data: rows
+    # after every view (grouped by session in the folds) were tried and cross-validated at
+    # 0.53 ROC-AUC on the training sessions, against 0.60 for these.
+    train_idx = [i for i in train_idx if seen[i]]
+    rows = [seen[i][-1][0] for i in train_idx]
+    labels = [sessions[i].first_purchase_ms is not None for i in train_idx]
     result = train(rows, labels, grid=grid, folds=folds, seed=seed, progress=progress)
     model = result.model
 
@@ -174,9 +184,9 @@ def evaluate_diginetica(
     for k in K_VALUES:
         key = "all" if k is None else str(k)
         chosen = [
-            (traces[i].rows[(k or len(traces[i].rows)) - 1], label)
+            (seen[i][(k or len(seen[i])) - 1][0], label)
             for i, label in zip(test_idx, test_labels, strict=True)
-            if k is None or len(traces[i].rows) >= k
+            if k is None or len(seen[i]) >= k
         ]
         ys = [label for _, label in chosen]
         sessions_by_k[key] = len(chosen)
@@ -189,15 +199,16 @@ def evaluate_diginetica(
         purchase = sessions[i].first_purchase_ms
         if not label or purchase is None:
             continue
-        probability = model.probabilities(traces[i].rows)
-        for p, at in zip(probability, traces[i].at_ms, strict=True):
-            if at < purchase and p >= model.threshold:
+        probability = model.probabilities([row for row, _ in seen[i]])
+        for p, (_, at) in zip(probability, seen[i], strict=True):
+            if p >= model.threshold:
                 leads.append((purchase - at) / 1000)
                 break
 
+    last_rows = [seen[i][-1][0] for i in test_idx]
+    views_auc = float(roc_auc_score(test_labels, [len(seen[i]) for i in test_idx]))
     transfer_auc = None
     if transfer is not None:
-        last_rows = [traces[i].rows[-1] for i in test_idx]
         transfer_auc = float(roc_auc_score(test_labels, transfer.probabilities(last_rows)))
     return DigineticaReport(
         train_sessions=len(train_idx),
@@ -210,6 +221,7 @@ def evaluate_diginetica(
         flagged_buyers=len(leads),
         median_lead_s=statistics.median(leads) if leads else None,
         transfer_auc_all=transfer_auc,
+        views_auc_all=views_auc,
         cv_auc=result.cv_auc,
     )
 
@@ -241,6 +253,11 @@ def format_diginetica(report: DigineticaReport) -> str:
         f"{report.test_buyers} held-out buyers flagged before their purchase; "
         f"median lead time from the first signal to the purchase: {lead}",
     ]
+    lines.append(
+        f"Baselines on the held-out sessions (all views): the number of views alone "
+        f"{report.views_auc_all:.3f}; the model's cross-validated AUC on the training "
+        f"sessions {report.cv_auc:.3f}"
+    )
     if report.transfer_auc_all is not None:
         lines.append(
             f"The UCI-trained model on the same held-out sessions (all views): "

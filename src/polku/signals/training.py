@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from polku.errors import BadRequest
 from polku.signals.model import MODEL_COLUMNS, IntentModel, encode_rows
@@ -127,17 +127,26 @@ def train(
     columns: Sequence[str] = MODEL_COLUMNS,
     grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
     folds: int = 5,
+    groups: Sequence[object] | None = None,
     seed: int = 468,
     threads: int = 2,
     provenance: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Fit a purchase-intent model on `rows` (see the module doc for the steps)."""
+    """Fit a purchase-intent model on `rows` (see the module doc for the steps).
+
+    `groups` (one per row) keeps rows of one group in one fold: several rows of one session
+    (after each of its events) must not be fitted and judged in the same round."""
     report = progress or (lambda step, done, total: None)
     x = encode_rows(rows, columns)
     y = np.asarray(labels, dtype=np.int64)
     _check(y, folds)
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    if groups is None:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splits = list(splitter.split(x, y))
+    else:
+        grouped = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        splits = list(grouped.split(x, y, groups=list(groups)))
     base = {**_BASE, "seed": seed, "num_threads": threads}
     names = list(columns)
     total = len(grid) + folds + 1
