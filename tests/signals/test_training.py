@@ -87,3 +87,31 @@ def test_a_csv_without_the_uci_columns_is_refused_with_the_column(tmp_path: Path
     result = CliRunner().invoke(main, ["signals", "train", "--data", str(csv)])
     assert result.exit_code == 1
     assert f"{csv} has no column Administrative" in result.output
+
+
+DIGINETICA = DATA / "diginetica_cikm2016"
+
+
+@needs_uci
+@pytest.mark.skipif(
+    not (DIGINETICA / "sample_train-item-views.csv").is_file(),
+    reason=f"the DIGINETICA sample is not at {DIGINETICA}",
+)
+def test_evaluate_on_diginetica_reports_auc_by_k_and_draws_the_plots(tmp_path: Path) -> None:
+    printed = _run(
+        "evaluate", str(UCI), "--limit", "800", "--quick", "--folds", "3",
+        "--diginetica", str(DIGINETICA), "--plots", str(tmp_path),
+    )  # fmt: skip
+    assert "935 held-out sessions" in printed
+    table = {
+        line.split()[0]: line.split()[1:]
+        for line in printed.splitlines()
+        if line.split()[:1] in (["1"], ["2"], ["3"], ["5"], ["all"])
+    }
+    assert set(table) == {"1", "2", "3", "5", "all"}
+    assert int(table["1"][0]) == int(table["all"][0]) > int(table["5"][0])
+    assert all(0.0 <= float(auc) <= 1.0 for _, auc in table.values())
+    assert "median lead time from the first signal to the purchase" in printed
+    for name in ("roc", "pr", "calibration", "auc-by-k"):
+        png = tmp_path / f"signals-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

@@ -129,14 +129,16 @@ def train(
     folds: int = 5,
     groups: Sequence[object] | None = None,
     seed: int = 468,
-    threads: int = 2,
+    threads: int = 1,
     provenance: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
     """Fit a purchase-intent model on `rows` (see the module doc for the steps).
 
     `groups` (one per row) keeps rows of one group in one fold: several rows of one session
-    (after each of its events) must not be fitted and judged in the same round."""
+    (after each of its events) must not be fitted and judged in the same round. `threads`
+    is LightGBM's: one by default, as the data sets are small and OpenMP's thread team made
+    training many times slower on a busy machine."""
     report = progress or (lambda step, done, total: None)
     x = encode_rows(rows, columns)
     y = np.asarray(labels, dtype=np.int64)
