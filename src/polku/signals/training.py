@@ -4,8 +4,9 @@
 `IntentModel`, in four steps that use the training rows only:
 
 1. **choose**: each hyper-parameter set of the grid is cross-validated (stratified folds,
-   early stopping on the held-out fold's ROC-AUC); the set with the best mean ROC-AUC wins,
-   with its mean best number of rounds;
+   early stopping on the held-out fold's ROC-AUC); of the sets whose mean ROC-AUC is within
+   one standard error of the best, the cheapest to score (rounds x leaves) wins, with its
+   mean best number of rounds;
 2. **calibrate**: out-of-fold raw scores of the chosen set are mapped to probabilities by
    isotonic regression (a monotone step map, stored as JSON);
 3. **threshold**: the calibrated out-of-fold probability that maximises F1 of the positive
@@ -91,6 +92,7 @@ class TrainingResult:
     threshold: float
     oof_probability: npt.NDArray[np.float64]  # calibrated, out of fold
     grid_auc: list[tuple[dict[str, Any], float, int]] = field(default_factory=list)
+    """Each set of the grid: its parameters, mean held-out ROC-AUC and mean best rounds."""
 
 
 def best_f1_threshold(labels: npt.ArrayLike, probability: npt.ArrayLike) -> float:
@@ -106,6 +108,24 @@ def best_f1_threshold(labels: npt.ArrayLike, probability: npt.ArrayLike) -> floa
     tp = true_pos[last]
     f1 = 2 * tp / (kept + y.sum())
     return float(p_sorted[last][int(np.argmax(f1))])
+
+
+def _simplest_within_one_error(
+    grid_auc: Sequence[tuple[dict[str, Any], float, int]],
+    errors: Sequence[float],
+    base: Mapping[str, Any],
+) -> tuple[dict[str, Any], float, int]:
+    """The cheapest set (fewest rounds x leaves, what a prediction and its SHAP values cost)
+    whose mean AUC is within one standard error of the best: the grid's sets differ by less
+    than their noise, and the cheaper model keeps `IntentModel.score` fast."""
+    best = max(range(len(grid_auc)), key=lambda i: grid_auc[i][1])
+    floor = grid_auc[best][1] - errors[best]
+
+    def cost(entry: tuple[dict[str, Any], float, int]) -> tuple[int, float]:
+        leaves = int(entry[0].get("num_leaves", base.get("num_leaves", 31)))
+        return (entry[2] * leaves, -entry[1])
+
+    return min((entry for entry in grid_auc if entry[1] >= floor), key=cost)
 
 
 def _check(labels: npt.NDArray[np.int64], folds: int) -> None:
@@ -155,6 +175,7 @@ def train(
     done = 0
 
     grid_auc: list[tuple[dict[str, Any], float, int]] = []
+    errors: list[float] = []  # standard error of each set's mean AUC over the folds
     for candidate in grid:
         params = {**base, **candidate}
         aucs, rounds = [], []
@@ -171,10 +192,11 @@ def train(
             aucs.append(float(roc_auc_score(y[held_idx], held)))
             rounds.append(best)
         grid_auc.append((dict(candidate), float(np.mean(aucs)), int(np.mean(rounds))))
+        errors.append(float(np.std(aucs, ddof=1) / np.sqrt(len(aucs))) if len(aucs) > 1 else 0.0)
         done += 1
         report("cross-validating the grid", done, total)
 
-    chosen, cv_auc, n_rounds = max(grid_auc, key=lambda entry: entry[1])
+    chosen, cv_auc, n_rounds = _simplest_within_one_error(grid_auc, errors, base)
     params = {**base, **chosen}
 
     oof = np.zeros(len(y), dtype=np.float64)
