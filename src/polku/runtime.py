@@ -7,9 +7,11 @@ assembly, so there is exactly one way the parts are wired together.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.process
 import os
 import signal
@@ -76,6 +78,7 @@ class Runtime:
     live: LiveFeed
     outbox: Outbox  # write transactions that record the events of their decisions
     _process: multiprocessing.process.BaseProcess | None = None
+    _nudger: _Nudger | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool | None = None) -> Runtime:
@@ -148,13 +151,17 @@ class Runtime:
             self.pipeline.start()
         elif self.settings.pipeline == "process" and self._process is None:
             context = multiprocessing.get_context("spawn")
+            wake_reader, wake_writer = context.Pipe(duplex=False)
             self._process = context.Process(
                 target=run_pipeline_process,
-                args=(self.settings, os.getpid()),
+                args=(self.settings, os.getpid(), wake_reader),
                 name="polku-pipeline",
                 daemon=True,
             )
             self._process.start()
+            wake_reader.close()
+            self._nudger = _Nudger(wake_writer)
+            self.log.subscribe(self._nudger)
 
     def close(self) -> None:
         if self.pipeline is not None:
@@ -163,6 +170,9 @@ class Runtime:
             self._process.terminate()
             self._process.join(timeout=30)
             self._process = None
+        if self._nudger is not None:
+            self._nudger.close()
+            self._nudger = None
         self.log.close()
         forget_recommendations(self.engine)  # stops its background training runs first
         self.engine.dispose()
@@ -187,11 +197,14 @@ def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[C
     return [
         IdentityConsumer(identity),
         ProfilesConsumer(),
+        OrdersConsumer(),
+        # Buying signals need who the person is (identity), their traits (profiles) and
+        # their preferred store (orders), and nothing after them: they come right after,
+        # so a signal is routed before the rest of the chain takes its turn.
+        SignalsConsumer(identity, rules=rules),
         StockConsumer(),
         CartsConsumer(identity),
         BoughtTogether(),
-        OrdersConsumer(),
-        SignalsConsumer(identity, rules=rules),
         GiftCardsConsumer(),
         ReturnsConsumer(),
         InteractionsConsumer(),
@@ -346,11 +359,39 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         engine.dispose()
 
 
-def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
+class _Nudger:
+    """A log listener that wakes the pipeline process after each append: one byte down a
+    pipe, never blocking (a full pipe already holds a wake-up; a broken one means the
+    process has gone, and `Runtime.close` deals with that)."""
+
+    def __init__(self, pipe: multiprocessing.connection.Connection) -> None:
+        self._pipe = pipe
+        self._fd: int | None = pipe.fileno()
+        os.set_blocking(self._fd, False)
+
+    def __call__(self, _head: int) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(fd, b"\0")
+
+    def close(self) -> None:
+        self._fd = None  # before the descriptor can be reused by anything else
+        self._pipe.close()
+
+
+def run_pipeline_process(
+    settings: Settings,
+    parent_pid: int,
+    wake: multiprocessing.connection.Connection | None = None,
+) -> None:
     """Body of the pipeline child process: run the consumers until the parent goes away.
 
-    It learns about new events by polling the log head every 20 ms (a cheap indexed read);
-    it stops when terminated or when its parent process has died.
+    The parent writes a byte down `wake` after every append to the log, so an event is
+    projected as soon as it is acknowledged; without that pipe (or as a safety net) it polls
+    the log head (a cheap indexed read). It stops when terminated, when the pipe reports
+    the parent's end closed, or when its parent process has died.
     """
     configure_logging(settings)
     # Projections can always be rebuilt from the log, and each consumer's checkpoint commits
@@ -366,9 +407,21 @@ def run_pipeline_process(settings: Settings, parent_pid: int) -> None:
             time.sleep(0.5)
         pipeline.stop()
 
+    def listen(pipe: multiprocessing.connection.Connection) -> None:
+        fd = pipe.fileno()
+        while True:
+            try:
+                if not os.read(fd, 4096):  # the parent's end is closed
+                    break
+            except OSError:
+                break
+            pipeline.wake()
+
     threading.Thread(target=watch_parent, name="polku-parent-watch", daemon=True).start()
+    if wake is not None:
+        threading.Thread(target=listen, args=(wake,), name="polku-wake", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     try:
-        pipeline.run_forever(idle_poll=0.02)
+        pipeline.run_forever(idle_poll=0.02 if wake is None else 0.25)
     finally:
         runtime.engine.dispose()

@@ -115,7 +115,68 @@ class Pipeline:
     # -- processing ----------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Process what the log holds now, up to one batch per consumer; return events seen."""
+        """Process what the log holds now, up to one batch per consumer; return events seen.
+
+        Embedded (one pipeline owns the projections): the whole chain in one transaction,
+        so a small batch near the log's head costs one commit, not one per consumer. If
+        any consumer fails in it, the cycle is rolled back and run consumer by consumer,
+        which finds and sets aside the event that broke it. Shared: consumer by consumer,
+        each with the locks `Consumer.prepare` takes.
+        """
+        if not self._shared:
+            try:
+                together = self._run_together()
+            except (OperationalError, Unavailable, Contended):
+                raise
+            except Exception:
+                logger.exception(
+                    "pipeline cycle failed as one transaction; retrying it consumer by consumer"
+                )
+            else:
+                if together is not None:
+                    return together
+        return self._run_separately()
+
+    def _run_together(self) -> int | None:
+        """The chain in one write transaction; None when the checkpoints moved meanwhile
+        (another process ran a consumer), so that the careful path takes over."""
+        names = [c.name + self._scope for c in self.consumers]
+        with self._engine.connect() as conn:
+            marks = checkpoints.read_many(conn, names)
+        lowest = min(marks.values(), default=0)
+        chunk = self._log.read(lowest, self._batch)
+        if not chunk:
+            self._record_lag({c.name: marks[n] for c, n in zip(self.consumers, names, strict=True)})
+            return 0
+        seen = 0
+        done: dict[str, int] = {}
+        timings: list[tuple[str, float, int]] = []
+        with writing(self._engine) as conn:
+            if checkpoints.read_many(conn, names) != marks:
+                return None
+            upstream: int | None = None
+            for consumer, name in zip(self.consumers, names, strict=True):
+                start = marks[name]
+                events = [e for e in chunk if e.offset > start]
+                if upstream is not None:
+                    events = [e for e in events if e.offset <= upstream]
+                events = _until_control(events)
+                if events:
+                    started = time.perf_counter()
+                    consumer.prepare(conn, events)(conn)
+                    checkpoints.write(conn, name, events[-1].offset)
+                    timings.append((consumer.name, time.perf_counter() - started, len(events)))
+                    seen += len(events)
+                    start = events[-1].offset
+                upstream = done[consumer.name] = start
+        for consumer_name, seconds, count in timings:
+            CONSUMER_BATCH_SECONDS.labels(consumer_name).observe(seconds)
+            CONSUMER_EVENTS.labels(consumer_name).inc(count)
+        self._record_lag(done)
+        return seen
+
+    def _run_separately(self) -> int:
+        """Each consumer in transactions of its own (see `_process`)."""
         seen = 0
         done: dict[str, int] = {}
         upstream: int | None = None
@@ -300,6 +361,10 @@ class Pipeline:
                 self.run_chores()
             if seen == 0:
                 self._wake.wait(min(self._idle_poll, _CHORE_SECONDS))
+
+    def wake(self) -> None:
+        """Start the next cycle now: the log has grown (from another process's append)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
