@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -56,14 +57,21 @@ def timed(name: str, events: int, profile: str | None, fn: Callable[[], object])
         f"({events} events, {elapsed:.2f} s)"
     )
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(30)
     return per_event
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=400)
-    parser.add_argument("--profile", choices=["collect", "append", "read", "identity", "profiles"])
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="events per pipeline chunk (default: POLKU_PIPELINE_BATCH); small chunks show "
+        "the fixed cost per cycle that a lightly loaded pipeline pays",
+    )
+    parser.add_argument("--profile", help="a stage: collect, append, read, or a consumer's name")
     parser.add_argument(
         "--default-gc",
         action="store_true",
@@ -125,7 +133,7 @@ def main() -> None:
 
         def read() -> None:
             after = 0
-            while events := pipe_rt.log.read(after, settings.pipeline_batch):
+            while events := pipe_rt.log.read(after, args.chunk or settings.pipeline_batch):
                 for event in events:
                     event.message  # noqa: B018 (parsed once, shared by the consumers)
                 chunks.append(events)

@@ -100,6 +100,10 @@ POLKU_EVENTS = [
     "Outlet Item Reserved",
     "Outlet Item Released",
     "Outlet Item Sold",
+    "Signal Claimed",
+    "Signal Acknowledged",
+    "Signal Outcome Recorded",
+    "Signal Closed",
 ]
 
 
@@ -462,6 +466,10 @@ def test_each_polku_event_with_requirements_names_them() -> None:
         "Outlet Item Reserved": {"listing_id", "store_id"},
         "Outlet Item Released": {"listing_id", "store_id"},
         "Outlet Item Sold": {"listing_id", "store_id"},
+        "Signal Claimed": {"signal_id", "staff_id"},
+        "Signal Acknowledged": {"signal_id"},
+        "Signal Outcome Recorded": {"signal_id", "outcome"},
+        "Signal Closed": {"signal_id"},
     }
     for name in POLKU_EVENTS:
         required = expected.get(name, set())
