@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from polku.cli import main
+from polku.signals.candidates import UCI_COLUMNS
 from polku.signals.model import IntentModel
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -115,3 +118,26 @@ def test_evaluate_on_diginetica_reports_auc_by_k_and_draws_the_plots(tmp_path: P
     for name in ("roc", "pr", "calibration", "auc-by-k"):
         png = tmp_path / f"signals-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_the_polku_command_does_not_load_the_ml_libraries() -> None:
+    code = (
+        "import sys, polku.cli; "
+        "heavy = [m for m in ('lightgbm', 'sklearn', 'numpy', 'matplotlib') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_score_prints_probability_and_reasons_per_row(tmp_path: Path) -> None:
+    csv = tmp_path / "sessions.csv"
+    header = ",".join(UCI_COLUMNS)
+    keen = "4,180,0,0,24,1500,0,0.01,48,0,Nov,1,1,1,1,Returning_Visitor,FALSE"
+    bounce = "0,0,0,0,1,0,1,1,0,0,Feb,1,1,1,1,New_Visitor,FALSE"
+    csv.write_text(f"{header}\n{keen}\n{bounce}\n", encoding="utf-8")
+    lines = _run("score", "--data", str(csv), "--fi").splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["1", "2"]
+    keen_p, bounce_p = (float(line.split("\t")[1]) for line in lines)
+    assert keen_p > bounce_p
+    assert "Katsotuilla sivuilla" in lines[0] or "Katsottuja" in lines[0]
