@@ -16,7 +16,8 @@ a baseline measured in the same run.
   factors, TF-IDF content, store the bundle), timed per step.
 - Serving: `queries.recommend` in-process (the work of the API without HTTP), and
   `GET /v1/recommendations` over HTTP on a real `polku serve` (one request at a time on a
-  kept-alive connection) next to `GET /healthz` of the same server. A request is a random
+  kept-alive connection) next to `GET /healthz` of the same server. In-process, the GC is
+  tuned as `polku serve` tunes it once started (`polku.gctune`). A request is a random
   profile with a context mix of 50 % home, 30 % product page, 10 % cart, 10 % next best
   offer, k=10, stock filtered online and at the person's store.
 
@@ -59,6 +60,7 @@ ms, pct = _availability.ms, _availability.pct
 from polku.commerce.catalog.tables import pairs, products, variants  # noqa: E402
 from polku.commerce.locations.actions import create_location  # noqa: E402
 from polku.commerce.stock.tables import levels  # noqa: E402
+from polku.gctune import tune_for_throughput  # noqa: E402
 from polku.identity.tables import event_profiles, identifiers, profile_ids  # noqa: E402
 from polku.profiles.tables import profiles  # noqa: E402
 from polku.recommend import queries  # noqa: E402
@@ -370,6 +372,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 assert loaded is not None
             requests = asks(ids, people, args.reads, rng)
             in_process(runtime, requests[:100])  # warm-up
+            tune_for_throughput()  # what `polku serve` does once started: freeze, collect less
             local = in_process(runtime, requests)
             print(
                 f"  in-process:              p50 {ms(pct(local, 0.5))}  p99 {ms(pct(local, 0.99))}"
