@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightgbm
 import pytest
 from click.testing import CliRunner
 
 from polku.cli import main
 from polku.signals.candidates import UCI_COLUMNS
-from polku.signals.model import IntentModel
+from polku.signals.model import DEFAULT_MODEL_DIR, IntentModel
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 UCI = DATA / "uci_online_shoppers_intention"
@@ -141,3 +142,16 @@ def test_score_prints_probability_and_reasons_per_row(tmp_path: Path) -> None:
     keen_p, bounce_p = (float(line.split("\t")[1]) for line in lines)
     assert keen_p > bounce_p
     assert "Katsotuilla sivuilla" in lines[0] or "Katsottuja" in lines[0]
+
+
+def test_the_shipped_default_is_what_the_recipe_trains(tmp_path: Path) -> None:
+    shipped = IntentModel.load()
+    if shipped.meta.get("lightgbm") != lightgbm.__version__:
+        pytest.skip(f"the default was trained with LightGBM {shipped.meta.get('lightgbm')}")
+    _run("train", "--synthetic", "--out", str(tmp_path))
+    for name in ("model.txt", "calibration.json", "meta.json"):
+        assert (tmp_path / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes(), (
+            f"{name} differs from what `polku signals train --synthetic` gives now (the demo "
+            "simulator or the features changed?): run it with "
+            "--out src/polku/signals/models/default and commit the three files"
+        )
