@@ -370,3 +370,33 @@ def test_bad_input_gets_a_4xx_with_code_field_and_hint(
 def test_recommendations_need_an_admin_token(shop: Polku) -> None:
     response = shop.client.get("/v1/recommendations")
     assert response.status_code == 401
+
+
+def test_replay_rebuilds_the_same_answers(shop: Polku) -> None:
+    send(
+        shop,
+        track("Product Viewed", "anon-r", anonymous=True, product_id="pipo-susi"),
+        track("Product Viewed", "anon-r", anonymous=True, product_id="kenka-kivi"),
+        # A till that sends only SKUs: the line still counts for its product.
+        order("shopper-3", store="tre-ratina")
+        | {
+            "properties": {
+                "receipt_id": "R-9",
+                "store_id": "tre-ratina",
+                "products": [{"sku": "pipo-susi-1"}],
+            }
+        },
+    )
+    train(shop)
+    asked = [
+        {"context": "product", "product": "pipo-susi", "k": 5},
+        {"context": "home", "profile": profile_of(shop, "shopper-3"), "k": 5},
+    ]
+    before = [get(shop, **params)["items"] for params in asked]
+    pipeline = shop.runtime.pipeline
+    assert pipeline is not None
+    pipeline.replay()
+    assert [get(shop, **params)["items"] for params in asked] == before
+    # The receipt's SKU became its product: the last order the post-purchase answer starts from.
+    after = get(shop, profile=profile_of(shop, "shopper-3"), context="post_purchase", k=5)
+    assert any(i["reason"]["because"] == "pipo-susi" for i in after["items"]), after
