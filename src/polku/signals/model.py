@@ -456,7 +456,9 @@ class IntentModel:
             or not isinstance(ys, list)
             or len(xs) != len(ys)
             or len(xs) < 2
+            or not all(isinstance(v, int | float) for v in (*xs, *ys))
             or any(b < a for a, b in itertools.pairwise(xs))
+            or any(b < a for a, b in itertools.pairwise(ys))
         ):
             raise ModelFileError(
                 f"The calibration {cal_path} is not an isotonic map (method 'isotonic', "

@@ -91,6 +91,7 @@ class TrainingResult:
     cv_auc: float  # mean held-out ROC-AUC of the chosen set
     threshold: float
     oof_probability: npt.NDArray[np.float64]  # calibrated, out of fold
+    oof_raw: npt.NDArray[np.float64]  # the booster's raw scores, out of fold
     grid_auc: list[tuple[dict[str, Any], float, int]] = field(default_factory=list)
     """Each set of the grid: its parameters, mean held-out ROC-AUC and mean best rounds."""
 
@@ -212,6 +213,8 @@ def train(
     isotonic.fit(oof, y)
     cal_x = [float(v) for v in isotonic.X_thresholds_]
     cal_y = [float(v) for v in isotonic.y_thresholds_]
+    if len(cal_x) < 2:  # every out-of-fold score the same: a flat map
+        cal_x, cal_y = [cal_x[0] - 1.0, cal_x[0] + 1.0], [cal_y[0], cal_y[0]]
     oof_probability = np.interp(oof, cal_x, cal_y)
     threshold = best_f1_threshold(y, oof_probability)
 
@@ -248,5 +251,6 @@ def train(
         cv_auc=cv_auc,
         threshold=threshold,
         oof_probability=oof_probability,
+        oof_raw=oof,
         grid_auc=grid_auc,
     )
