@@ -150,7 +150,8 @@ def format_uci(report: UciReport) -> str:
         "",
         header,
         _row(
-            "Polku LightGBM, test.csv (once)", [test.roc_auc, test.pr_auc, test.f1, test.accuracy]
+            "Polku LightGBM, test.csv (held out)",
+            [test.roc_auc, test.pr_auc, test.f1, test.accuracy],
         ),
         _row("Polku LightGBM, train.csv out-of-fold", [cv.roc_auc, cv.pr_auc, cv.f1, cv.accuracy]),
         _row(
