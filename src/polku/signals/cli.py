@@ -256,7 +256,13 @@ def evaluate_command(
     required=True,
     help="A UCI-shaped CSV (the Revenue column is not needed).",
 )
-@click.option("--top", type=click.IntRange(min=0, max=10), default=3, show_default=True)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0, max=10),
+    default=3,
+    show_default=True,
+    help="Reasons to print per row (0: the probability only).",
+)
 @click.option("--fi", "finnish", is_flag=True, help="Reasons in Finnish.")
 def score_command(model_dir: Path | None, data: Path, top: int, finnish: bool) -> None:
     """Score each row of a CSV: probability and reasons, one line per row."""
