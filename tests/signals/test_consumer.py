@@ -383,6 +383,7 @@ def test_a_stock_check_at_a_store_near_home(polku: Polku) -> None:
     for store in (
         {
             "location_id": "HEL-KAMPPI",
+            "name": "Kamppi",
             "postal_code": "00100",
             "city": "Helsinki",
             "latitude": 60.1689,
@@ -390,6 +391,7 @@ def test_a_stock_check_at_a_store_near_home(polku: Polku) -> None:
         },
         {
             "location_id": "TRE-RATINA",
+            "name": "Ratina",
             "postal_code": "33100",
             "city": "Tampere",
             "latitude": 61.4928,
@@ -418,7 +420,7 @@ def test_a_stock_check_at_a_store_near_home(polku: Polku) -> None:
     assert signal.event_id == checks[1]["messageId"]
     assert orjson.loads(signal.details)["distance_km"] == 2.7
     assert orjson.loads(signal.reasons)[0]["en"] == (
-        "Checked stock of p1 at store HEL-KAMPPI, 2.7 km from home"
+        "Checked stock of p1 at Kamppi, 2.7 km from home"
     )
 
 

@@ -75,7 +75,10 @@ def test_one_signal_per_kind_person_product_and_window() -> None:
 
 def test_a_stock_check_near_home_fires_and_far_away_does_not() -> None:
     book, tracker, memory = load_rules(), Tracker(), Memory()
-    places = Places({"HEL-KAMPPI": (60.1690, 24.9330), "TRE-KESKUSTA": (61.4980, 23.7610)})
+    places = Places(
+        {"HEL-KAMPPI": (60.1690, 24.9330), "TRE-KESKUSTA": (61.4980, 23.7610)},
+        {"HEL-KAMPPI": "Kamppi"},
+    )
     tracker.observe(
         {
             "type": "identify",
@@ -100,9 +103,7 @@ def test_a_stock_check_near_home_fires_and_far_away_does_not() -> None:
     near = check("HEL-KAMPPI", "2026-03-01T10:05:00Z")
     assert names(near) == ["stock_check_near_home"] and near[0].store_id == "HEL-KAMPPI"
     assert near[0].details["distance_km"] == 2.7
-    assert near[0].reasons[0].en == (
-        "Checked stock of Trail jacket at store HEL-KAMPPI, 2.7 km from home"
-    )
+    assert near[0].reasons[0].en == ("Checked stock of Trail jacket at Kamppi, 2.7 km from home")
     assert check("HEL-KAMPPI", "2026-03-01T10:06:00Z") == []  # not re-armed
 
 

@@ -978,6 +978,10 @@ class ShopperSimulator:
             traits["phone"] = shopper.phone
         if shopper.loyalty_card is not None:
             traits["loyalty_card"] = shopper.loyalty_card
+        # Shoppers live in their home store's postal code area (the Segment address trait),
+        # so "checked stock at a store near home" has a home to measure from.
+        home = next(s for s in STORES if s.id == shopper.home_store_id)
+        traits["address"] = {"city": home.city, "postalCode": home.postal_code, "country": "FI"}
         traits["consent"] = {
             "marketing": {"email": rng.random() < 0.6, "sms": rng.random() < 0.3},
             "personalisation": rng.random() < 0.8,

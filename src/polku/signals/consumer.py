@@ -160,7 +160,7 @@ class SignalsConsumer:
             ws: PageBook(state.read_pages(conn, ws, sorted(keys)))
             for ws, keys in wanted_pages.items()
         }
-        places = {ws: Places(_stores(conn, ws, sorted(ids))) for ws, ids in wanted_stores.items()}
+        places = {ws: _places(conn, ws, sorted(ids)) for ws, ids in wanted_stores.items()}
 
         # features, in log order
         touched: dict[tuple[str, str], int] = {}
@@ -359,17 +359,15 @@ def _fold(winner: state.Stored, loser: state.Stored) -> None:
         winner.memory.setdefault(key, at)
 
 
-def _stores(
-    conn: Connection, workspace_id: str, ids: Sequence[str]
-) -> dict[str, tuple[float, float]]:
+def _places(conn: Connection, workspace_id: str, ids: Sequence[str]) -> Places:
     rows = fetch_in(
         conn,
-        "SELECT location_id, latitude, longitude FROM locations "
+        "SELECT location_id, latitude, longitude, name FROM locations "
         "WHERE workspace_id = ? AND location_id IN (?*)",
         ids,
         (workspace_id,),
     )
-    return {r[0]: (float(r[1]), float(r[2])) for r in rows}
+    return Places({r[0]: (float(r[1]), float(r[2])) for r in rows}, {r[0]: r[3] for r in rows})
 
 
 def _workspace_times(events: Sequence[LoggedEvent]) -> dict[str, int]:

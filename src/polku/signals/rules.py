@@ -87,13 +87,22 @@ Memory = dict[str, int]
 
 
 class Places:
-    """Where stores are, for near-store rules: (latitude, longitude) per store id."""
+    """Where stores are, for near-store rules: (latitude, longitude) per store id, and
+    their names for the reasons ("at Tampere Ratina", not "at store-tre-ratina")."""
 
-    def __init__(self, stores: Mapping[str, tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        stores: Mapping[str, tuple[float, float]] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         self.stores = dict(stores or {})
+        self.names = dict(names or {})
 
     def store_point(self, store_id: str) -> tuple[float, float] | None:
         return self.stores.get(store_id)
+
+    def store_name(self, store_id: str) -> str:
+        return self.names.get(store_id) or store_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +454,8 @@ class RuleBook:
             if rule.on and snapshot.event not in rule.on:
                 continue
             extra: dict[str, object] = {}
+            if snapshot.store_id:
+                extra["store_name"] = places.store_name(snapshot.store_id)
             if rule.kind == "feature":
                 holds, level = _level(rule, snapshot)
             else:
@@ -463,6 +474,8 @@ class RuleBook:
             holds = probability >= rule.threshold
             if self._arm(rule, memory, snapshot.at_ms, (), holds, probability):  # per person
                 extra = {"probability": round(probability, 3)}
+                if snapshot.store_id:
+                    extra["store_name"] = places.store_name(snapshot.store_id)
                 fired.append(
                     self._fired(rule, probability, snapshot, products, extra, model_reasons)
                 )
@@ -577,7 +590,7 @@ class _Defaulting(dict[str, object]):
 def _placeholders(snapshot: Snapshot, extra: Mapping[str, object]) -> Mapping[str, object]:
     values = _Defaulting({f: getattr(snapshot, f) for f in _SNAPSHOT_FIELDS})
     values["product"] = snapshot.product_name or snapshot.product_id or ""
-    values["store"] = snapshot.store_id or ""
+    values["store"] = extra.get("store_name") or snapshot.store_id or ""
     values["cart_value_eur"] = f"{snapshot.cart_value:.2f} €"
     values["idle_minutes"] = ""
     values["distance_km"] = extra.get("distance_km", "")
