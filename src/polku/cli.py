@@ -388,6 +388,14 @@ def demo(
         f"  rejected:      curl -H 'Authorization: Bearer {token.token}' "
         f"{url}/v1/debugger/rejections"
     )
+    click.echo(
+        f"  buying signals: curl -H 'Authorization: Bearer {token.token}' "
+        f"'{url}/v1/signals?limit=5'"
+    )
+    click.echo(
+        f"  Kamppi's store queue, live: curl -N -H 'Authorization: Bearer {token.token}' "
+        f"'{url}/v1/signals/live?queue=store:store-hki-kamppi'"
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, runtime),

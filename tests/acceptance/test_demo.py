@@ -60,6 +60,19 @@ def test_demo_prints_keys_and_urls_and_profiles_form(tmp_path: Path) -> None:
         assert {"web", "store"} <= channels
         rejected = httpx.get(f"{base}/v1/debugger/rejections", headers=headers).json()
         assert all(r["code"] for r in rejected["rejections"])
+        # Buying signals fire from the shoppers, some routed to a store's staff queue with
+        # reasons in words (issue 5: a shopper checks stock nearby, then hesitates).
+        assert "/v1/signals/live?queue=store:" in output
+        found = httpx.get(f"{base}/v1/signals", params={"limit": 200}, headers=headers).json()
+        signals = found["signals"]
+        assert signals, "the demo raised no buying signal"
+        assert all(
+            s["reasons"] and s["reasons"][0]["en"] and s["reasons"][0]["fi"] for s in signals
+        )
+        at_stores = [s for s in signals if any(q.startswith("store:") for q in s["queues"])]
+        assert any(s["kind"] == "stock_check_near_home" for s in at_stores), {
+            (s["kind"], *s["queues"]) for s in signals
+        }
     finally:
         process.send_signal(signal.SIGINT)
         try:
