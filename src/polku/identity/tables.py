@@ -30,7 +30,13 @@ identifiers = Table(
     Column("first_seen", BigInteger, nullable=False),
     Column("added_offset", BigInteger, nullable=False),
 )
-Index("ix_identity_identifiers_profile", identifiers.c.profile_id)
+# (workspace, profile): a profile's identifiers, which resolution checks limits against
+# (with the profile alone, SQLite scanned the workspace's primary-key range instead).
+Index(
+    "ix_identity_identifiers_workspace_profile",
+    identifiers.c.workspace_id,
+    identifiers.c.profile_id,
+)
 
 event_profiles = Table(
     "identity_event_profiles",

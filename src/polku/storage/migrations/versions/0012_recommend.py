@@ -1,7 +1,7 @@
 """recommend: interactions, live session transitions, visitors' last items, trained models
 
 Revision ID: 0012_recommend
-Revises: 0009_merge
+Revises: 0010_signal_features (one line of history)
 Create Date: 2026-12-01 22:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_recommend"
-down_revision = "0009_merge"
+down_revision = "0010_signal_features"
 branch_labels = None
 depends_on = None
 
