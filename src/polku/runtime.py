@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import Engine, func, select
 
@@ -111,7 +112,9 @@ class Runtime:
             live = TableFeed(engine, table_log)
             outbox = Outbox(engine, table_log)
             chain = consumers(identity, signal_rules(settings))
-            pipeline = Pipeline(engine, log, chain, batch=settings.pipeline_batch)
+            pipeline = Pipeline(
+                engine, log, chain, batch=settings.pipeline_batch, commit_after=URGENT
+            )
             progress = PipelineProgress(pipeline)
         keys = KeyCache(engine)
         runtime = cls(
@@ -189,6 +192,11 @@ class ChoreBackends:
 def signal_rules(settings: Settings) -> RuleBook:
     """The buying-signal rules of POLKU_SIGNAL_RULES (or the shipped ones), checked."""
     return load_rules(settings.signal_rules or None)
+
+
+URGENT: Final = ("signals",)
+"""Consumers whose results are committed as soon as they are applied, not with the rest
+of the chain: a buying signal is worth most in its first seconds."""
 
 
 def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[Consumer]:

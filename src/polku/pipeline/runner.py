@@ -52,16 +52,20 @@ class Pipeline:
         batch: int = 2000,
         scope: str = "",
         shared: bool = False,
+        commit_after: Sequence[str] = (),
     ) -> None:
         """`scope` is added to every consumer's checkpoint name (``.p3``: partition 3 of the
         NATS log); `shared` says that other pipelines write the same projections at the same
-        time (see `Consumer.prepare`)."""
+        time (see `Consumer.prepare`); `commit_after` names the consumers whose results
+        should be committed as soon as they are applied, before the rest of the chain runs
+        (the embedded mode otherwise commits the chain once per cycle)."""
         self._engine = engine
         self._log = log
         self.consumers = tuple(consumers)
         self._batch = batch
         self._scope = scope
         self._shared = shared
+        self._commit_after = frozenset(commit_after)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle_poll = 1.0
@@ -138,8 +142,10 @@ class Pipeline:
         return self._run_separately()
 
     def _run_together(self) -> int | None:
-        """The chain in one write transaction; None when the checkpoints moved meanwhile
-        (another process ran a consumer), so that the careful path takes over."""
+        """The chain in one write transaction per segment (a segment ends after each of
+        `commit_after`, so what they decide is visible without waiting for the rest of
+        the chain); None when the checkpoints moved meanwhile (another process ran a
+        consumer), so that the careful path takes over."""
         names = [c.name + self._scope for c in self.consumers]
         with self._engine.connect() as conn:
             marks = checkpoints.read_many(conn, names)
@@ -150,30 +156,42 @@ class Pipeline:
             return 0
         seen = 0
         done: dict[str, int] = {}
-        timings: list[tuple[str, float, int]] = []
-        with writing(self._engine) as conn:
-            if checkpoints.read_many(conn, names) != marks:
-                return None
-            upstream: int | None = None
-            for consumer, name in zip(self.consumers, names, strict=True):
-                start = marks[name]
-                events = [e for e in chunk if e.offset > start]
-                if upstream is not None:
-                    events = [e for e in events if e.offset <= upstream]
-                events = _until_control(events)
-                if events:
-                    started = time.perf_counter()
-                    consumer.prepare(conn, events)(conn)
-                    checkpoints.write(conn, name, events[-1].offset)
-                    timings.append((consumer.name, time.perf_counter() - started, len(events)))
-                    seen += len(events)
-                    start = events[-1].offset
-                upstream = done[consumer.name] = start
-        for consumer_name, seconds, count in timings:
-            CONSUMER_BATCH_SECONDS.labels(consumer_name).observe(seconds)
-            CONSUMER_EVENTS.labels(consumer_name).inc(count)
+        upstream: int | None = None
+        for segment in self._segments():
+            timings: list[tuple[str, float, int]] = []
+            with writing(self._engine) as conn:
+                own = [names[i] for i in segment]
+                if checkpoints.read_many(conn, own) != {n: marks[n] for n in own}:
+                    return None
+                for i in segment:
+                    consumer, name = self.consumers[i], names[i]
+                    start = marks[name]
+                    events = [e for e in chunk if e.offset > start]
+                    if upstream is not None:
+                        events = [e for e in events if e.offset <= upstream]
+                    events = _until_control(events)
+                    if events:
+                        started = time.perf_counter()
+                        consumer.prepare(conn, events)(conn)
+                        checkpoints.write(conn, name, events[-1].offset)
+                        timings.append((consumer.name, time.perf_counter() - started, len(events)))
+                        seen += len(events)
+                        start = events[-1].offset
+                    upstream = done[consumer.name] = start
+            for consumer_name, seconds, count in timings:
+                CONSUMER_BATCH_SECONDS.labels(consumer_name).observe(seconds)
+                CONSUMER_EVENTS.labels(consumer_name).inc(count)
         self._record_lag(done)
         return seen
+
+    def _segments(self) -> list[list[int]]:
+        """The consumers' indexes, cut after each consumer named in `commit_after`."""
+        segments: list[list[int]] = [[]]
+        for i, consumer in enumerate(self.consumers):
+            segments[-1].append(i)
+            if consumer.name in self._commit_after and i + 1 < len(self.consumers):
+                segments.append([])
+        return segments
 
     def _run_separately(self) -> int:
         """Each consumer in transactions of its own (see `_process`)."""
