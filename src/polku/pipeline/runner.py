@@ -159,6 +159,7 @@ class Pipeline:
         upstream: int | None = None
         for segment in self._segments():
             timings: list[tuple[str, float, int]] = []
+            moved: dict[str, int] = {}
             with writing(self._engine) as conn:
                 own = [names[i] for i in segment]
                 if checkpoints.read_many(conn, own) != {n: marks[n] for n in own}:
@@ -173,11 +174,12 @@ class Pipeline:
                     if events:
                         started = time.perf_counter()
                         consumer.prepare(conn, events)(conn)
-                        checkpoints.write(conn, name, events[-1].offset)
+                        moved[name] = events[-1].offset
                         timings.append((consumer.name, time.perf_counter() - started, len(events)))
                         seen += len(events)
                         start = events[-1].offset
                     upstream = done[consumer.name] = start
+                checkpoints.write_many(conn, moved)
             for consumer_name, seconds, count in timings:
                 CONSUMER_BATCH_SECONDS.labels(consumer_name).observe(seconds)
                 CONSUMER_EVENTS.labels(consumer_name).inc(count)

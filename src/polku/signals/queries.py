@@ -265,7 +265,7 @@ def _order_times(conn: Connection, workspace_id: str, holder: str, first: int) -
                 ep.workspace_id == workspace_id,
                 ep.profile_id == holder,
                 ep.event.in_(sorted(PLACING_EVENTS)),
-                orders.c.workspace_id == workspace_id,
+                # (no orders.workspace_id: the offset implies it; see orders_of)
                 orders.c.placed_at >= first,
             )
         )
