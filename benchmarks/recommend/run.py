@@ -359,8 +359,9 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         runtime.bootstrap()
         try:
             ids, people = load(runtime, args.items, args.profiles, args.interactions, rng)
-            with runtime.engine.connect() as conn:  # what autovacuum / a live database has
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+            with writing(runtime.engine) as conn:  # the statistics a live database has
+                # On SQLite only the state database: the log's file is attached read-only.
+                conn.execute(text("ANALYZE main" if backend == "sqlite" else "ANALYZE"))
             t0 = time.perf_counter()
             report = train(runtime.engine, WS)
             took = time.perf_counter() - t0
