@@ -12,18 +12,19 @@ idempotent and safe with concurrent partitions (a visitor is one partition key).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from polku.commerce.catalog.queries import get_variants
 from polku.events import LoggedEvent
 from polku.pipeline.consumer import Apply
 from polku.recommend.tables import interactions, transitions, visitors
+from polku.storage.bulk import fetch_in
 
 __all__ = ["KINDS", "SESSION_GAP_MS", "WEIGHTS", "InteractionsConsumer", "read_events"]
 
@@ -44,6 +45,12 @@ SESSION_GAP_MS: Final = 30 * 60 * 1000
 
 _MAX_ID: Final = 200
 _MAX_LINES: Final = 100
+
+
+_LAST_VIEWS = (
+    "SELECT visitor, product_id, at FROM recommend_visitors "
+    "WHERE workspace_id = ? AND visitor IN (?*)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +162,13 @@ class InteractionsConsumer:
             if t.kind == "view" and len(t.visitor) <= 300:
                 views.append((t.workspace_id, t.visitor, pid, t.at))
         last: dict[tuple[str, str], tuple[str, int]] = {}
-        keys = sorted({(ws, v) for ws, v, _, _ in views})
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            for ws, visitor, pid, at in conn.execute(
-                select(
-                    visitors.c.workspace_id,
-                    visitors.c.visitor,
-                    visitors.c.product_id,
-                    visitors.c.at,
-                ).where(tuple_(visitors.c.workspace_id, visitors.c.visitor).in_(chunk))
-            ):
-                last[(ws, visitor)] = (pid, int(at))
+        by_workspace: dict[str, set[str]] = defaultdict(set)
+        for view in views:
+            by_workspace[view[0]].add(view[1])
+        for space, wanted in sorted(by_workspace.items()):
+            # One workspace at a time: SQLite scans the table for a row-value IN list.
+            for who, product, seen_at in fetch_in(conn, _LAST_VIEWS, sorted(wanted), (space,)):
+                last[(space, who)] = (product, int(seen_at))
         counts: Counter[tuple[str, str, str]] = Counter()
         for ws, visitor, pid, at in views:
             before = last.get((ws, visitor))
