@@ -165,9 +165,11 @@ class InteractionsConsumer:
         by_workspace: dict[str, set[str]] = defaultdict(set)
         for view in views:
             by_workspace[view[0]].add(view[1])
-        for space, wanted in sorted(by_workspace.items()):
+        for space, visitors_seen in sorted(by_workspace.items()):
             # One workspace at a time: SQLite scans the table for a row-value IN list.
-            for who, product, seen_at in fetch_in(conn, _LAST_VIEWS, sorted(wanted), (space,)):
+            for who, product, seen_at in fetch_in(
+                conn, _LAST_VIEWS, sorted(visitors_seen), (space,)
+            ):
                 last[(space, who)] = (product, int(seen_at))
         counts: Counter[tuple[str, str, str]] = Counter()
         for ws, visitor, pid, at in views:
