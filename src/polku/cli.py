@@ -567,7 +567,7 @@ def recommend_train(
             ) as bar:
                 done: list[str] = []
 
-                def step(name: str) -> None:
+                def step(name: str, done: list[str] = done) -> None:
                     if done:
                         bar.update(1, name)
                     done.append(name)
@@ -625,9 +625,7 @@ def recommend_evaluate(data: Path, cut: str, plot: Path | None, new_only: bool) 
             err=True,
         )
         with click.progressbar(length=ev.MODELS, label="Evaluating") as bar:
-            results = ev.evaluate(
-                split, progress=lambda _name: bar.update(1), new_only=new_only
-            )
+            results = ev.evaluate(split, progress=lambda _name: bar.update(1), new_only=new_only)
         click.echo(ev.table(results))
         if plot is not None:
             ev.plot(results, plot)
