@@ -45,6 +45,9 @@ class Consumer(Protocol):
         """Delete everything this consumer has built, before a replay from offset 0."""
         ...
 
+    # Optional, not part of the protocol: ``warm()``, called once when a background
+    # pipeline starts, loads what the first batch would otherwise wait for (a model).
+
 
 class Contended(Exception):
     """A consumer could not lock what it needs in this attempt (another worker moved it);

@@ -353,6 +353,13 @@ class Pipeline:
         self._run()
 
     def _run(self) -> None:
+        for consumer in self.consumers:  # optional: load what the first batch would wait for
+            warm = getattr(consumer, "warm", None)
+            if callable(warm):
+                try:
+                    warm()
+                except Exception:
+                    logger.exception("consumer %s failed to warm up", consumer.name)
         backoff = 0.1
         while not self._stop.is_set():
             # Cleared before the cycle, not after it: an append that lands while the cycle

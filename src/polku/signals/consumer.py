@@ -109,6 +109,11 @@ class SignalsConsumer:
     def scorer(self, value: Scorer | None) -> None:
         self._scorer = value
 
+    def warm(self) -> None:
+        """Load the model now (LightGBM, NumPy: seconds on a cold process), so the first
+        batch does not hold the write transaction while it loads."""
+        _ = self.scorer
+
     def reset(self, conn: Connection) -> None:
         state.reset(conn)
 
