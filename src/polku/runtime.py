@@ -205,13 +205,13 @@ def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[C
     return [
         IdentityConsumer(identity),
         ProfilesConsumer(),
+        StockConsumer(),
+        CartsConsumer(identity),  # in identity's transaction: a cart follows its merges at once
         OrdersConsumer(),
         # Buying signals need who the person is (identity), their traits (profiles) and
-        # their preferred store (orders), and nothing after them: they come right after,
-        # so a signal is routed before the rest of the chain takes its turn.
+        # their preferred store (orders): they come right after, and the embedded cycle
+        # commits there (URGENT), before the rest of the chain takes its turn.
         SignalsConsumer(identity, rules=rules),
-        StockConsumer(),
-        CartsConsumer(identity),
         BoughtTogether(),
         GiftCardsConsumer(),
         ReturnsConsumer(),

@@ -219,9 +219,9 @@ def _decide(
                 for event in events:
                     apply_event(tx.conn, event, orjson.loads(event.payload), holder.owner)
                 tx.record(*events)
-            return Outcome(_read(runtime, ws, holder, store), events)
+            return Outcome(_read(runtime, ws, shopper, store), events)
         except _NothingToDo:
-            return Outcome(_read(runtime, ws, holder, store), ())
+            return Outcome(_read(runtime, ws, shopper, store), ())
         except Unavailable as exc:
             attempt += 1
             if attempt == _ATTEMPTS or not _retryable(exc):
@@ -229,9 +229,17 @@ def _decide(
             time.sleep(0.01 * attempt)
 
 
-def _read(runtime: Backends, ws: str, holder: Holder, store: str | None) -> Cart:
+def _read(runtime: Backends, ws: str, shopper: Shopper, store: str | None) -> Cart:
+    """The cart as it is now: where it is found again, since the pipeline may have moved
+    it (identity joined the device to a person) since the decision committed."""
     with translate_errors("reading the cart"), runtime.engine.connect() as conn:
-        return view(conn, ws, holder, runtime.identity, store=store)
+        return view(
+            conn,
+            ws,
+            find_holder(conn, ws, shopper, runtime.identity),
+            runtime.identity,
+            store=store,
+        )
 
 
 def _applied(runtime: Backends, ws: str, key: str | None) -> bool:
