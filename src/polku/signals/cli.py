@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -60,6 +61,23 @@ def _failed(exc: PolkuError) -> click.ClickException:
     return click.ClickException(f"{exc.message} {exc.hint or ''}".strip())
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cross_validation(command: _F) -> _F:
+    """`--quick` and `--folds`, the same for training and for evaluation."""
+    command = click.option(
+        "--folds",
+        type=click.IntRange(min=2, max=20),
+        default=5,
+        show_default=True,
+        help="Cross-validation folds.",
+    )(command)
+    return click.option(
+        "--quick", is_flag=True, help="Cross-validate 2 parameter sets instead of 12."
+    )(command)
+
+
 @click.group()
 def signals() -> None:
     """Buying signals: train and evaluate the purchase-intent model."""
@@ -92,14 +110,7 @@ def signals() -> None:
     show_default=True,
     help="Folder to write model.txt, calibration.json and meta.json into.",
 )
-@click.option("--quick", is_flag=True, help="Cross-validate 2 parameter sets instead of 12.")
-@click.option(
-    "--folds",
-    type=click.IntRange(min=2, max=20),
-    default=5,
-    show_default=True,
-    help="Cross-validation folds.",
-)
+@_cross_validation
 def train_command(
     data: Path | None,
     synthetic: bool,
@@ -180,14 +191,7 @@ def train_command(
     default=None,
     help="Only the first N rows of each file.",
 )
-@click.option("--quick", is_flag=True, help="Cross-validate 2 parameter sets instead of 12.")
-@click.option(
-    "--folds",
-    type=click.IntRange(min=2, max=20),
-    default=5,
-    show_default=True,
-    help="Cross-validation folds.",
-)
+@_cross_validation
 @click.option("--seed", type=int, default=468, show_default=True, help="Random seed.")
 def evaluate_command(
     uci: Path,
