@@ -167,10 +167,7 @@ class Pipeline:
                 for i in segment:
                     consumer, name = self.consumers[i], names[i]
                     start = marks[name]
-                    events = [e for e in chunk if e.offset > start]
-                    if upstream is not None:
-                        events = [e for e in events if e.offset <= upstream]
-                    events = _until_control(events)
+                    events = _due(chunk, start, upstream)
                     if events:
                         started = time.perf_counter()
                         consumer.prepare(conn, events)(conn)
@@ -209,11 +206,7 @@ class Pipeline:
             else:
                 events = self._log.read(start, self._batch)
                 cached = (start, events)
-            # An at-least-once log may hand back events this consumer has already processed.
-            events = [e for e in events if e.offset > start]
-            if upstream is not None:
-                events = [e for e in events if e.offset <= upstream]
-            events = _until_control(events)
+            events = _due(events, start, upstream)
             if events:
                 started = time.perf_counter()
                 self._apply(consumer, events)
@@ -417,6 +410,16 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, Contended):
         return True
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
+
+
+def _due(events: list[LoggedEvent], start: int, upstream: int | None) -> list[LoggedEvent]:
+    """What a consumer at `start` takes of `events`: after its checkpoint (an at-least-once
+    log may hand back events it has already processed), not past the consumer before it
+    (`upstream`), and cut before a control event."""
+    events = [e for e in events if e.offset > start]
+    if upstream is not None:
+        events = [e for e in events if e.offset <= upstream]
+    return _until_control(events)
 
 
 def _until_control(events: list[LoggedEvent]) -> list[LoggedEvent]:
