@@ -230,6 +230,7 @@ class Intake:
             raise PayloadTooLarge(
                 f"The {what} is {len(body)} bytes; the limit is {limit} bytes.",
                 code="batch_too_large" if is_batch else "event_too_large",
+                field="body",
                 hint="Send at most 500 KB per batch and 32 KB per event, as Segment allows.",
             )
         if not body.strip():
