@@ -222,6 +222,51 @@ SETTINGS: tuple[Setting, ...] = (
         "with Polku (src/polku/signals/rules/default.yaml). Checked at start.",
     ),
     Setting(
+        "smtp_url",
+        "",
+        "Where journeys send email: smtp://user:password@host:port (STARTTLS when the server "
+        "offers it) or smtps://... (TLS from the start). Empty: email steps are recorded as "
+        "failed with the reason `channel_not_configured`.",
+        secret=True,
+    ),
+    Setting(
+        "smtp_from",
+        "Polku <polku@localhost>",
+        "The From address of journey email.",
+    ),
+    Setting(
+        "sms_gateway_url",
+        "",
+        "The HTTP SMS gateway journeys post text messages to (docs/journeys.md#sms). Empty: "
+        "SMS steps are recorded as failed with the reason `channel_not_configured`.",
+    ),
+    Setting(
+        "sms_gateway_token",
+        "",
+        "Bearer token sent to the SMS gateway, and expected on its delivery reports and "
+        "inbound messages.",
+        secret=True,
+    ),
+    Setting(
+        "sms_sender",
+        "Polku",
+        "The sender name or number of journey SMS.",
+    ),
+    Setting(
+        "channel_secret",
+        "",
+        "Signs one-click unsubscribe links and tracked links. Empty: a random secret is made "
+        "once and kept in POLKU_DATA_DIR/channel-secret (set it explicitly when several "
+        "processes serve links).",
+        secret=True,
+    ),
+    Setting(
+        "journeys_tick",
+        0.1,
+        "Seconds between the journey timer runs that take due waits and queued sends.",
+        float,
+    ),
+    Setting(
         "log_format",
         "text",
         "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
@@ -229,6 +274,9 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("text", "json"),
     ),
 )
+
+
+_SECRETS = frozenset(s.name for s in SETTINGS if s.secret)
 
 
 @dataclass(frozen=True)
@@ -262,12 +310,19 @@ class Settings:
     readiness_timeout: float = 2.0
     signal_rules: str = ""
     log_format: str = "text"
+    smtp_url: Secret = field(default_factory=lambda: Secret(""))
+    smtp_from: str = "Polku <polku@localhost>"
+    sms_gateway_url: str = ""
+    sms_gateway_token: Secret = field(default_factory=lambda: Secret(""))
+    sms_sender: str = "Polku"
+    channel_secret: Secret = field(default_factory=lambda: Secret(""))
+    journeys_tick: float = 0.1
 
     @classmethod
     def build(cls, **values: Any) -> Settings:
         """Settings from Python values (tests, CLI); secrets may be given as plain strings."""
         for key, value in list(values.items()):
-            if key == "database_url" and isinstance(value, str):
+            if key in _SECRETS and isinstance(value, str):
                 values[key] = Secret(value)
             if key == "data_dir" and isinstance(value, str):
                 values[key] = Path(value)
