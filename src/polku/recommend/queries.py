@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, func, select
 
 from polku.commerce.catalog.search import search
 from polku.commerce.catalog.tables import pairs
@@ -48,6 +48,7 @@ from polku.recommend.reasons import Reason, availability_words, words
 from polku.recommend.serving import bundle as current_bundle
 from polku.recommend.shelf import Shelved, names_of, on_shelf
 from polku.recommend.tables import interactions, transitions
+from polku.storage.bulk import fetch_in, fetch_rows
 
 __all__ = ["BOOSTS", "CONTEXTS", "MAX_K", "Ask", "recommend"]
 
@@ -116,16 +117,18 @@ class _Pool:
 # -- the person ---------------------------------------------------------------------------------
 
 
-_ri, _ep, _pr = interactions.c, event_profiles.c, profiles.c
-_PROFILE: Final = select(_pr.merged_into, _pr.traits, _pr.consent).where(
-    _pr.workspace_id == bindparam("ws"), _pr.profile_id == bindparam("profile")
+# The hot path's statements are plain SQL with ``?`` markers (`polku.storage.bulk`, rendered
+# once per dialect and list size): compiling SQLAlchemy expressions, above all their expanding
+# ``IN`` lists, cost more per request than SQLite's own work.
+_PROFILE: Final = (
+    f"SELECT merged_into, traits, consent FROM {profiles.name}"
+    " WHERE workspace_id = ? AND profile_id = ?"
 )
 _HISTORY_OF: Final = (
-    select(_ri.product_id, _ri.kind, _ri.weight, _ri.offset, _ri.store_id)
-    .select_from(event_profiles.join(interactions, _ri.offset == _ep.offset))
-    .where(_ep.workspace_id == bindparam("ws"), _ep.profile_id == bindparam("profile"))
-    .order_by(_ep.timestamp.desc(), _ep.offset.desc())
-    .limit(_HISTORY)
+    f'SELECT ri.product_id, ri.kind, ri.weight, ri."offset", ri.store_id'
+    f' FROM {event_profiles.name} ep JOIN {interactions.name} ri ON ri."offset" = ep."offset"'
+    " WHERE ep.workspace_id = ? AND ep.profile_id = ?"
+    f' ORDER BY ep."timestamp" DESC, ep."offset" DESC LIMIT {_HISTORY}'
 )
 
 
@@ -142,37 +145,40 @@ def _allowed(consent: Mapping[str, Any], channel: str) -> bool:
     return bool(latest.get("granted", True))
 
 
+def _profile_row(conn: Connection, ws: str, profile: str) -> Any:
+    """(merged_into, traits, consent) of `profile`, or None."""
+    rows = fetch_rows(conn, _PROFILE, (ws, profile))
+    return rows[0] if rows else None
+
+
 def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
     person = _Person()
     if ask.profile is None:
         person.fallback = "no_profile"
         return person
-    row = conn.execute(_PROFILE, {"ws": ws, "profile": ask.profile}).first()
+    row = _profile_row(conn, ws, ask.profile)
     holder: str | None = ask.profile
-    if row is None or row.merged_into is not None:  # merged (or not projected yet)
+    if row is None or row[0] is not None:  # merged (or not projected yet)
         holder = resolve(conn, ws, ask.profile)
-        row = (
-            None
-            if holder is None
-            else conn.execute(_PROFILE, {"ws": ws, "profile": holder}).first()
-        )
+        row = None if holder is None else _profile_row(conn, ws, holder)
     if row is None or holder is None:
         person.fallback = "unknown_profile"
         return person
     person.holder = holder
-    traits = orjson.loads(row.traits or "{}")
+    _merged_into, raw_traits, raw_consent = row
+    traits = orjson.loads(raw_traits or "{}")
     stated = traits.get("preferred_store") if isinstance(traits, dict) else None
     if isinstance(stated, str | int) and not isinstance(stated, bool):
         person.stated_store = str(stated)
-    consent = orjson.loads(row.consent or "{}")
+    consent = orjson.loads(raw_consent or "{}")
     person.allowed = _allowed(consent if isinstance(consent, dict) else {}, ask.channel)
     if not person.allowed:
         person.fallback = "no_consent"
     last_order: int | None = None
     cart: dict[str, bool] = {}
-    for pid, kind, weight, offset, store in conn.execute(
-        _HISTORY_OF, {"ws": ws, "profile": holder}
-    ).all():  # newest first
+    for pid, kind, weight, offset, store in fetch_rows(
+        conn, _HISTORY_OF, (ws, holder)
+    ):  # newest first
         person.history[pid] = person.history.get(pid, 0.0) + float(weight)
         if kind == "purchase":
             person.bought[pid] = person.bought.get(pid, 0) + 1
@@ -197,24 +203,12 @@ def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
 # -- sources ------------------------------------------------------------------------------------
 
 
-_PAIRS: Final = (
-    select(pairs.c.product_id, pairs.c.other_id, pairs.c.orders)
-    .where(
-        pairs.c.workspace_id == bindparam("ws"),
-        pairs.c.product_id.in_(bindparam("seeds", expanding=True)),
-    )
-    .order_by(pairs.c.orders.desc())
-    .limit(bindparam("limit"))
-)
-_NEXT: Final = (
-    select(transitions.c.product_id, transitions.c.next_id, transitions.c["count"])
-    .where(
-        transitions.c.workspace_id == bindparam("ws"),
-        transitions.c.product_id.in_(bindparam("seeds", expanding=True)),
-    )
-    .order_by(transitions.c["count"].desc())
-    .limit(bindparam("limit"))
-)
+_LIVE: Final = {
+    "pairs": f"SELECT product_id, other_id, orders FROM {pairs.name}"
+    " WHERE workspace_id = ? AND product_id IN (?*) ORDER BY orders DESC LIMIT {limit}",
+    "transitions": f'SELECT product_id, next_id, "count" FROM {transitions.name}'
+    ' WHERE workspace_id = ? AND product_id IN (?*) ORDER BY "count" DESC LIMIT {limit}',
+}
 
 
 def _live_partners(
@@ -225,11 +219,11 @@ def _live_partners(
     chosen = list(dict.fromkeys(seeds))[:_SEEDS]
     if not chosen:
         return []
-    statement = _PAIRS if table == "pairs" else _NEXT
-    params = {"ws": ws, "seeds": chosen, "limit": _PARTNERS * len(chosen)}
+    # The limit is a literal (one of `_SEEDS` sizes), so each size is one cached statement.
+    sql = _LIVE[table].replace("{limit}", str(_PARTNERS * len(chosen)))
     return [
         (other, float(n), Reason(code, because=seed))
-        for seed, other, n in conn.execute(statement, params).all()
+        for seed, other, n in fetch_in(conn, sql, chosen, (ws,))
     ]
 
 

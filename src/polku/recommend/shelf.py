@@ -4,8 +4,9 @@ For a list of candidate products, `on_shelf` reads each active product with its 
 and then the sellable units of those SKUs at the given locations (the warehouses, which sell
 online, and the person's store): two indexed statements. It reads only the columns the rules
 and the answer need, and leaves JSON unparsed until an item is kept, so a window of fifty
-candidates costs well under a millisecond on SQLite. The statements are built once: on a hot
-path, building SQLAlchemy expressions costs more than running them.
+candidates costs well under a millisecond on SQLite. The statements are plain SQL rendered once
+(`polku.storage.bulk`): on a hot path, compiling SQLAlchemy expressions with their expanding
+``IN`` lists costs more than running them.
 """
 
 from __future__ import annotations
@@ -16,41 +17,33 @@ from functools import cached_property
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Connection
 
 from polku.commerce.catalog.tables import products, variants
 from polku.commerce.stock.tables import levels
+from polku.storage.bulk import fetch_in
 
 __all__ = ["Shelved", "names_of", "on_shelf"]
 
-_p, _v, _l = products.c, variants.c, levels.c
-
+# ``?`` markers and one ``IN (?*)`` list each, for `fetch_in`; booleans are bound (True), so
+# both dialects compare them natively.
 _PRODUCTS: Final = (
-    select(_p.product_id, _p.name, _p.translations, _p.category_key, _p.attributes, _v.sku)
-    .select_from(
-        products.join(
-            variants,
-            and_(_v.workspace_id == _p.workspace_id, _v.product_id == _p.product_id),
-        )
-    )
-    .where(
-        _p.workspace_id == bindparam("ws"),
-        _p.product_id.in_(bindparam("ids", expanding=True)),
-        _p.active.is_(True),
-        _v.active.is_(True),
-    )
+    "SELECT p.product_id, p.name, p.translations, p.category_key, p.attributes, v.sku"
+    f" FROM {products.name} p JOIN {variants.name} v"
+    f" ON v.workspace_id = p.workspace_id AND v.product_id = p.product_id"
+    " WHERE p.workspace_id = ? AND p.active = ? AND v.active = ? AND p.product_id IN (?*)"
 )
 # Two plain indexed reads rather than one join: PostgreSQL's planner picked a poor plan for
-# the join whenever its statistics lagged behind the stock table.
-_STOCK: Final = select(_l.sku, _l.location_id, _l.on_hand - _l.reserved).where(
-    _l.workspace_id == bindparam("ws"),
-    _l.sku.in_(bindparam("skus", expanding=True)),
-    _l.location_id.in_(bindparam("locations", expanding=True)),
-    _l.on_hand > _l.reserved,
+# the join whenever its statistics lagged behind the stock table. The locations (the
+# warehouses and the person's store) are a fixed list; the SKUs are the `IN` list.
+_STOCK: Final = (
+    "SELECT sku, location_id, on_hand - reserved FROM {table}"
+    " WHERE workspace_id = ? AND location_id IN ({locations}) AND on_hand > reserved"
+    " AND sku IN (?*)"
 )
-
-_NAMES: Final = select(_p.product_id, _p.name, _p.translations).where(
-    _p.workspace_id == bindparam("ws"), _p.product_id.in_(bindparam("ids", expanding=True))
+_NAMES: Final = (
+    f"SELECT product_id, name, translations FROM {products.name}"
+    " WHERE workspace_id = ? AND product_id IN (?*)"
 )
 
 
@@ -85,34 +78,33 @@ def _name_in(name: str, raw: str, lang: str) -> str:
 
 
 def on_shelf(
-    conn: Any, ws: str, ids: Sequence[str], locations: Sequence[str]
+    conn: Connection, ws: str, ids: Sequence[str], locations: Sequence[str]
 ) -> dict[str, Shelved]:
     """The sellable ones among `ids`, each with its units at `locations` (zero or more)."""
     found: dict[str, Shelved] = {}
     if not ids:
         return found
     product_of: dict[str, str] = {}
-    for pid, name, translations, category, attributes, sku in conn.execute(
-        _PRODUCTS, {"ws": ws, "ids": list(ids)}
-    ).all():
+    for pid, name, translations, category, attributes, sku in fetch_in(
+        conn, _PRODUCTS, ids, (ws, True, True)
+    ):
         if pid not in found:
             found[pid] = Shelved(pid, name, category or "", translations, attributes)
         product_of[sku] = pid
     if product_of and locations:
-        for sku, location, units in conn.execute(
-            _STOCK, {"ws": ws, "skus": list(product_of), "locations": list(locations)}
-        ).all():
+        sql = _STOCK.format(table=levels.name, locations=", ".join("?" * len(locations)))
+        for sku, location, units in fetch_in(conn, sql, list(product_of), (ws, *locations)):
             item = found[product_of[sku]]
             item.units[location] = item.units.get(location, 0) + int(units)
     return found
 
 
-def names_of(conn: Any, ws: str, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+def names_of(conn: Connection, ws: str, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Each product's name in English and in Finnish (its own name where not translated)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     return {
         pid: (_name_in(name, raw, "en"), _name_in(name, raw, "fi"))
-        for pid, name, raw in conn.execute(_NAMES, {"ws": ws, "ids": wanted}).all()
+        for pid, name, raw in fetch_in(conn, _NAMES, wanted, (ws,))
     }
