@@ -87,6 +87,12 @@ _GSM_BASIC: Final = frozenset(
 )
 _GSM_EXTENDED: Final = frozenset("^{}\\[~]|€\f")
 
+_NEEDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "email": ("text", "html"),
+    "sms": ("sms", "text"),
+    "webhook": ("text",),
+}
+"""The parts a channel can be rendered from (any one of them)."""
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 
 _MONTHS_EN: Final = (
@@ -419,14 +425,24 @@ class Content:
 
     # -- checking ----------------------------------------------------------------------------
 
-    def check(self, template: str | Mapping[str, Any]) -> list[tuple[str, str]]:
+    def check(
+        self, template: str | Mapping[str, Any], channel: str | None = None
+    ) -> list[tuple[str, str]]:
         """The problems of a template name or inline content, as (part, message) pairs, for
         the journey parser to report against its step (an empty list: it will render).
-        Checks names, shape and syntax; not values, which only exist at send time."""
+        Checks names, shape, syntax and, given the step's `channel`, that the template has a
+        part for it; not values, which only exist at send time."""
         if isinstance(template, str):
             if not _NAME.fullmatch(template) or template not in self.names():
                 known = ", ".join(self.names())
-                return [("template", f"There is no shipped template {template[:80]!r}: {known}.")]
+                return [
+                    ("", f"There is no shipped template {template[:80]!r}; use one of {known}.")
+                ]
+            # A shipped email text is too long for a text message: SMS needs its own part.
+            wanted = ("sms",) if channel == "sms" else _NEEDS.get(channel or "", ())
+            if wanted and all(self._file(template, DEFAULT_LOCALE, p) is None for p in wanted):
+                parts = " or ".join(wanted)
+                return [("", f"The template {template!r} has no {parts} part for {channel}.")]
             return []
         if not isinstance(template, Mapping):
             return [("content", "content must be an object of languages, e.g. {en: {...}}.")]
@@ -449,8 +465,10 @@ class Content:
                         self.env.parse(source)
                     except TemplateSyntaxError as exc:
                         problems.append((where, f"line {exc.lineno}: {exc.message}"))
-            if not any(isinstance(parts.get(p), str) for p in ("text", "sms", "html")):
-                problems.append((locale, f"content.{locale} needs text, html or sms."))
+            wanted = _NEEDS.get(channel or "", ("text", "sms", "html"))
+            if not any(isinstance(parts.get(p), str) for p in wanted):
+                needed = " or ".join(wanted)
+                problems.append((locale, f"content.{locale} needs {needed} for {channel}."))
         return problems
 
     @staticmethod
@@ -565,7 +583,7 @@ class Content:
         label = template if isinstance(template, str) else "content"
         if channel == "sms":
             found = self._part(template, locale, "sms", values)
-            if found is None:
+            if found is None and not isinstance(template, str):
                 found = self._part(template, locale, "text", values)
             if found is None:
                 raise self._missing(label, "sms")
