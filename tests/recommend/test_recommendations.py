@@ -281,6 +281,23 @@ def test_stock_at_the_persons_store_is_named(shop: Polku) -> None:
     assert "huivi-ratina" not in _check_items(kamppi, 10)
 
 
+def test_a_product_that_sells_out_leaves_the_answer_at_once(shop: Polku) -> None:
+    # Serving keeps catalogue rows for seconds, never stock: the count applies to the very
+    # next answer, although the scarf's catalogue row was just read.
+    train(shop)
+    asked = {"context": "product", "product": "kenka-polku", "k": 10, "store": "tre-ratina"}
+    assert "huivi-ratina" in _check_items(get(shop, **asked), 10)
+    post(
+        shop,
+        "/v1/stock/counts",
+        {"location_id": "tre-ratina", "lines": [{"sku": "huivi-ratina-1", "quantity": 0}]},
+    )
+    shop.settle()
+    again = get(shop, **asked)
+    assert "huivi-ratina" not in _check_items(again, 10)
+    assert again["excluded"].get("no_stock", 0) >= 1
+
+
 def test_diversity_keeps_one_category_from_filling_the_list(shop: Polku) -> None:
     train(shop)
     body = get(shop, context="product", product="takki-kide", k=3)

@@ -18,6 +18,7 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine, select
 
+from polku.recommend import shelf
 from polku.recommend.bundle import Bundle
 from polku.recommend.tables import models
 from polku.recommend.training import Retrainer
@@ -113,6 +114,7 @@ def retrainer(engine: Engine, workspace_id: str) -> Retrainer:
 def forget(engine: Engine) -> None:
     """Drop what this process holds for `engine` (a closed runtime, a test's database)."""
     url = engine.url.render_as_string(hide_password=True)
+    shelf.forget(url)
     with _lock:
         for key in [k for k in _slots if k[0] == url]:
             del _slots[key]

@@ -1,8 +1,17 @@
 """What is on the shelf: the candidates that can be sold, and where.
 
-For a list of candidate products, `on_shelf` reads each active product with its active SKUs,
-and then the sellable units of those SKUs at the given locations (the warehouses, which sell
-online, and the person's store): two indexed statements. It reads only the columns the rules
+For a list of candidate products, `on_shelf` takes each active product with its active SKUs,
+and then reads the sellable units of those SKUs at the given locations (the warehouses, which
+sell online, and the person's store) in one indexed statement.
+
+The catalogue side (active or not, name, category, attributes, SKUs) is kept for
+`CATALOGUE_TTL` seconds per product: a home page walks through up to four windows of fifty
+candidates (diversity defers the person's favourite categories), and reading their catalogue
+rows was more than half of an answer's SQLite time. The cache only saves reads (the table
+stays the truth, and every process's entries expire on their own): a product changed in any
+process shows in every process's recommendations within `CATALOGUE_TTL` seconds, as a
+location does in availability (`polku.commerce.stock.reference`). Stock is never cached: a
+sold-out product leaves the answers at once. It reads only the columns the rules
 and the answer need, and leaves JSON unparsed until an item is kept, so a window of fifty
 candidates costs well under a millisecond on SQLite. The statements are plain SQL rendered once
 (`polku.storage.bulk`): on a hot path, compiling SQLAlchemy expressions with their expanding
@@ -11,6 +20,8 @@ candidates costs well under a millisecond on SQLite. The statements are plain SQ
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,7 +34,10 @@ from polku.commerce.catalog.tables import products, variants
 from polku.commerce.stock.tables import levels
 from polku.storage.bulk import fetch_in
 
-__all__ = ["Shelved", "names_of", "on_shelf"]
+__all__ = ["CATALOGUE_TTL", "Shelved", "forget", "names_of", "on_shelf"]
+
+CATALOGUE_TTL: Final = 5.0
+_MAX_LISTINGS: Final = 200_000  # per database and workspace; beyond it the cache starts over
 
 # ``?`` markers and one ``IN (?*)`` list each, for `fetch_in`; booleans are bound (True), so
 # both dialects compare them natively.
@@ -77,6 +91,62 @@ def _name_in(name: str, raw: str, lang: str) -> str:
     return str(found.get("name") or name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """The catalogue facts of an active product with at least one active SKU."""
+
+    name: str
+    category: str
+    raw_translations: str
+    raw_attributes: str
+    skus: tuple[str, ...]
+
+
+# (database, workspace) -> product -> (expires, its listing or None: inactive or unknown)
+_Listings = dict[str, tuple[float, _Listing | None]]
+_lock = threading.Lock()
+_listings: dict[tuple[str, str], _Listings] = {}
+
+
+def _cache_of(conn: Connection, ws: str) -> _Listings:
+    key = (conn.engine.url.render_as_string(hide_password=True), ws)
+    with _lock:
+        found = _listings.get(key)
+        if found is None or len(found) > _MAX_LISTINGS:
+            found = _listings[key] = {}
+        return found
+
+
+def _listed(conn: Connection, ws: str, ids: Sequence[str]) -> dict[str, _Listing]:
+    """The listings of the active products among `ids`, from the cache where fresh."""
+    now = time.monotonic()
+    cache = _cache_of(conn, ws)
+    listed: dict[str, _Listing] = {}
+    missing: list[str] = []
+    for pid in ids:
+        hit = cache.get(pid)
+        if hit is None or hit[0] <= now:
+            missing.append(pid)
+        elif hit[1] is not None:
+            listed[pid] = hit[1]
+    if not missing:
+        return listed
+    rows: dict[str, tuple[tuple[str, str, str, str], list[str]]] = {}
+    for pid, name, translations, category, attributes, sku in fetch_in(
+        conn, _PRODUCTS, missing, (ws, True, True)
+    ):
+        row = rows.setdefault(pid, ((name, category or "", translations, attributes), []))
+        row[1].append(sku)
+    expires = now + CATALOGUE_TTL
+    for pid in missing:
+        read = rows.get(pid)
+        listing = None if read is None else _Listing(*read[0], skus=tuple(read[1]))
+        cache[pid] = (expires, listing)
+        if listing is not None:
+            listed[pid] = listing
+    return listed
+
+
 def on_shelf(
     conn: Connection, ws: str, ids: Sequence[str], locations: Sequence[str]
 ) -> dict[str, Shelved]:
@@ -85,18 +155,25 @@ def on_shelf(
     if not ids:
         return found
     product_of: dict[str, str] = {}
-    for pid, name, translations, category, attributes, sku in fetch_in(
-        conn, _PRODUCTS, ids, (ws, True, True)
-    ):
-        if pid not in found:
-            found[pid] = Shelved(pid, name, category or "", translations, attributes)
-        product_of[sku] = pid
+    for pid, listing in _listed(conn, ws, ids).items():
+        found[pid] = Shelved(
+            pid, listing.name, listing.category, listing.raw_translations, listing.raw_attributes
+        )
+        for sku in listing.skus:
+            product_of[sku] = pid
     if product_of and locations:
         sql = _STOCK.format(table=levels.name, locations=", ".join("?" * len(locations)))
         for sku, location, units in fetch_in(conn, sql, list(product_of), (ws, *locations)):
             item = found[product_of[sku]]
             item.units[location] = item.units.get(location, 0) + int(units)
     return found
+
+
+def forget(url: str) -> None:
+    """Drop the listings kept for the database at `url` (a closed runtime, a test's)."""
+    with _lock:
+        for key in [k for k in _listings if k[0] == url]:
+            del _listings[key]
 
 
 def names_of(conn: Connection, ws: str, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
