@@ -88,7 +88,7 @@ _GSM_BASIC: Final = frozenset(
 _GSM_EXTENDED: Final = frozenset("^{}\\[~]|€\f")
 
 _NEEDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "email": ("text", "html"),
+    "email": ("text",),  # html is optional: made from the text when missing
     "sms": ("sms", "text"),
     "webhook": ("text",),
 }
@@ -526,8 +526,11 @@ class Content:
         locale: str,
         part: str,
         values: Mapping[str, Any],
+        *,
+        strict: bool = False,
     ) -> str | None:
-        """One part rendered, or None when the template has no such part."""
+        """One part rendered, or None when the template has no such part; inline content
+        falls back to English, then any language, unless `strict`."""
         if isinstance(template, str):
             file = self._file(template, locale, part)
             if file is None:
@@ -539,7 +542,7 @@ class Content:
                 raise self._fail(where, exc) from exc
             return self._run(compiled, where, values)
         by_locale = self._inline_locales(template)
-        for candidate in (locale, DEFAULT_LOCALE, *by_locale):
+        for candidate in (locale,) if strict else (locale, DEFAULT_LOCALE, *by_locale):
             parts = by_locale.get(candidate)
             if isinstance(parts, Mapping) and isinstance(parts.get(part), str):
                 where = f"content.{candidate}.{part}"
@@ -549,6 +552,18 @@ class Content:
                     raise self._fail(where, exc) from exc
                 return self._run(compiled, where, values)
         return None
+
+    def _content_locale(self, template: Mapping[str, Any], locale: str, channel: str) -> str:
+        """The language inline content is written in for this person: theirs when it has a
+        part for the channel, else English, else the first that has one (so that the body of
+        one message never mixes two languages)."""
+        by_locale = self._inline_locales(template)
+        wanted = _NEEDS.get(channel, ("text",))
+        for candidate in (locale, DEFAULT_LOCALE, *by_locale):
+            parts = by_locale.get(candidate)
+            if isinstance(parts, Mapping) and any(isinstance(parts.get(p), str) for p in wanted):
+                return normal_locale(candidate) if candidate in LOCALES else candidate
+        return locale
 
     def _footer(self, locale: str, values: Mapping[str, Any]) -> str:
         file = _TEXT_FOOTER.format(locale=locale)
@@ -579,23 +594,26 @@ class Content:
             if isinstance(given, str) and given
             else locale_of(traits if isinstance(traits, Mapping) else None)
         )
+        inline = not isinstance(template, str)
+        if not isinstance(template, str):
+            locale = self._content_locale(template, locale, channel)
         values = {"track": _untracked, "unsubscribe_url": "", **context, "locale": locale}
         label = template if isinstance(template, str) else "content"
         if channel == "sms":
-            found = self._part(template, locale, "sms", values)
-            if found is None and not isinstance(template, str):
-                found = self._part(template, locale, "text", values)
+            found = self._part(template, locale, "sms", values, strict=True)
+            if found is None and inline:
+                found = self._part(template, locale, "text", values, strict=True)
             if found is None:
                 raise self._missing(label, "sms")
             text, warnings = limit_sms(sms_text(found))
             return Rendered("", text, "", locale, warnings)
         subject = _one_line(self._part(template, locale, "subject", values) or "")
-        text = (self._part(template, locale, "text", values) or "").strip()
+        text = (self._part(template, locale, "text", values, strict=True) or "").strip()
         if channel == "webhook":
             if not text:
                 raise self._missing(label, "text")
             return Rendered(subject, text, "", locale)
-        html = self._part(template, locale, "html", values)
+        html = self._part(template, locale, "html", values, strict=True)
         if html is None:
             if not text:
                 raise self._missing(label, "text")
@@ -606,7 +624,7 @@ class Content:
             )
         if not text:
             raise self._missing(label, "text")
-        footer = self._footer(locale, values)
+        footer = self._footer(normal_locale(locale), values)
         return Rendered(subject, f"{text}\n\n-- \n{footer}", html.strip(), locale)
 
     @staticmethod
