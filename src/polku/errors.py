@@ -5,6 +5,7 @@
     │   ├── InvalidJSON             400  invalid_json
     │   ├── InvalidField            400  invalid_field      (names the field)
     │   ├── InvalidRule             400  invalid_rule       (names the rule and the field)
+    │   ├── InvalidJourney          400  invalid_journey    (names the step and the field)
     │   └── PayloadTooLarge         413  payload_too_large
     ├── Unauthorized                401  unauthorized
     ├── Forbidden                   403  forbidden
@@ -27,6 +28,7 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "InvalidJSON",
+    "InvalidJourney",
     "InvalidRule",
     "NotFound",
     "PayloadTooLarge",
@@ -81,6 +83,13 @@ class InvalidRule(BadRequest):
     """A buying-signal rule (`polku.signals.rules`) that cannot be used as written."""
 
     code = "invalid_rule"
+
+
+class InvalidJourney(BadRequest):
+    """A journey definition (`polku.journeys.definition`) that cannot run as written;
+    `field` is the path to the problem (``steps[2:remind].template``)."""
+
+    code = "invalid_journey"
 
 
 class PayloadTooLarge(BadRequest):

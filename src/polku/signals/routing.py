@@ -419,10 +419,14 @@ def _endpoints(conn: Connection, workspace_id: str) -> list[tuple[str, frozenset
     return [(row.endpoint_id, frozenset(orjson.loads(row.queues))) for row in rows]
 
 
-def route(conn: Connection, candidates: Sequence[Candidate]) -> None:
+def route(conn: Connection, candidates: Sequence[Candidate], *, to: str | None = None) -> None:
     """Turn `candidates` into signals on queues, in `conn`'s transaction; idempotent on
     `Candidate.dedupe_key` (see the module doc). Webhook deliveries are queued as due rows
-    in the same transaction; the delivery chore sends them after the commit."""
+    in the same transaction; the delivery chore sends them after the commit.
+
+    `to` skips the routing rules and puts every candidate on one queue (``agents``), or with
+    ``store`` on the person's store's queue (agents when they have none): a journey's alert
+    step names its queue itself."""
     if not candidates:
         return
     insert = _insert(conn)
@@ -466,7 +470,13 @@ def route(conn: Connection, candidates: Sequence[Candidate]) -> None:
             continue  # routed before: a redelivery, a replay, or another worker
         signal_id = int(row[0])
         wrote = True
-        queues, store = decide(conn, candidate, config)
+        if to is None:
+            queues, store = decide(conn, candidate, config)
+        elif to == "store":
+            store = _store_of(conn, candidate)
+            queues = [(STORE_PREFIX + store if store else "agents", "journey")]
+        else:
+            queues, store = [(to, "journey")], None
         if store is not None:
             conn.execute(signals.update().where(signals.c.id == signal_id).values(store_id=store))
         if queues:

@@ -16,6 +16,7 @@ from polku.commerce.orders import tables as order_tables
 from polku.commerce.returns import tables as return_tables
 from polku.commerce.stock import tables as stock_tables
 from polku.identity import tables as identity_tables
+from polku.journeys import tables as journey_tables
 from polku.log import tables as log_tables
 from polku.profiles import tables as profile_tables
 from polku.recommend import tables as recommend_tables
@@ -32,6 +33,7 @@ _REGISTERED = (
     collect_tables,
     giftcard_tables,
     identity_tables,
+    journey_tables,
     location_tables,
     log_tables,
     order_tables,
