@@ -103,15 +103,18 @@ class _Pool:
     best: dict[str, tuple[float, Reason]] = field(default_factory=dict)
 
     def add(self, found: Iterable[tuple[str, float, Reason]], weight: float) -> None:
-        listed = [(p, s, r) for p, s, r in found if s > 0 and math.isfinite(s)]
+        isfinite = math.isfinite
+        listed = [(p, s, r) for p, s, r in found if s > 0 and isfinite(s)]
         if not listed:
             return
-        top = max(s for _, s, _ in listed)
+        top = max([s for _, s, _ in listed])
+        scores, best = self.scores, self.best
         for pid, score, reason in listed:
             part = weight * score / top
-            self.scores[pid] += part
-            if pid not in self.best or self.best[pid][0] < part:
-                self.best[pid] = (part, reason)
+            scores[pid] += part
+            held = best.get(pid)
+            if held is None or held[0] < part:
+                best[pid] = (part, reason)
 
 
 # -- the person ---------------------------------------------------------------------------------
@@ -221,9 +224,10 @@ def _live_partners(
         return []
     # The limit is a literal (one of `_SEEDS` sizes), so each size is one cached statement.
     sql = _LIVE[table].replace("{limit}", str(_PARTNERS * len(chosen)))
+    # Reasons are immutable: one per seed serves all of its partners.
+    reasons = {seed: Reason(code, because=seed) for seed in chosen}
     return [
-        (other, float(n), Reason(code, because=seed))
-        for seed, other, n in fetch_in(conn, sql, chosen, (ws,))
+        (other, float(n), reasons[seed]) for seed, other, n in fetch_in(conn, sql, chosen, (ws,))
     ]
 
 
@@ -237,10 +241,12 @@ def _neighbours(
         if i is None or i >= len(model.index):
             continue
         idx, sc = model.of(i)
-        idx, sc = idx[:_NEIGHBOURS], sc[:_NEIGHBOURS]
+        reason, ids = Reason(code, because=seed), b.item_ids
         found.extend(
-            (b.item_ids[j], float(s), Reason(code, because=seed))
-            for j, s in zip(idx.tolist(), sc.tolist(), strict=True)
+            [
+                (ids[j], s, reason)
+                for j, s in zip(idx[:_NEIGHBOURS].tolist(), sc[:_NEIGHBOURS].tolist(), strict=True)
+            ]
         )
     return found
 
@@ -260,9 +266,9 @@ def _personal(b: Bundle, person: _Person) -> list[tuple[str, float, Reason]]:
             return []
         idx, sc = top_k(scores, _POOL)
     low = float(sc.min()) if len(sc) else 0.0
+    reason, ids = Reason("personal"), b.item_ids
     return [
-        (b.item_ids[i], float(s) - low + 1e-6, Reason("personal"))
-        for i, s in zip(idx.tolist(), sc.tolist(), strict=True)
+        (ids[i], s - low + 1e-6, reason) for i, s in zip(idx.tolist(), sc.tolist(), strict=True)
     ]
 
 
@@ -469,8 +475,9 @@ def _answer(
     places: Mapping[str, Any],
     warehouses: Sequence[str],
 ) -> dict[str, Any]:
+    about = set(seeds)
     ranked = sorted(
-        ((p, sc) for p, sc in pool.scores.items() if p not in set(seeds)),
+        ((p, sc) for p, sc in pool.scores.items() if p not in about),
         key=lambda kv: (-kv[1], kv[0]),
     )
     items: list[dict[str, Any]] = []
@@ -586,11 +593,12 @@ def _name_becauses(
         hist = [b.item_index[p] for p in person.history if p in b.item_index][:50]
         if hist:
             factors = b.factors.item_factors
+            history = factors[hist]
             for item in items:
                 reason = item["reason"]
                 j = b.item_index.get(item["product_id"])
                 if reason.code == "personal" and j is not None:
-                    sims = factors[hist] @ factors[j]
+                    sims = history @ factors[j]
                     best = hist[int(np.argmax(sims))]
                     item["reason"] = Reason("personal", because=b.item_ids[best])
     becauses = {i["reason"].because for i in items if i["reason"].because}
