@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from polku.errors import InvalidField
+from polku.journeys import content as content_module
 from polku.journeys.content import (
     SMS_LIMIT_GSM,
     SMS_LIMIT_UNICODE,
@@ -128,6 +129,27 @@ def full(locale: str, first_name: str = "Aino") -> dict[str, Any]:
 
 
 # -- every shipped template ------------------------------------------------------------------
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert content_module.__all__ == [
+        "LOCALES",
+        "PARTS",
+        "SMS_LIMIT_GSM",
+        "SMS_LIMIT_UNICODE",
+        "TEMPLATES_DIR",
+        "Channel",
+        "Content",
+        "Rendered",
+        "format_date",
+        "format_money",
+        "format_time",
+        "limit_sms",
+        "locale_of",
+        "normal_locale",
+        "sms_length",
+        "sms_text",
+    ]
 
 
 def test_the_shipped_templates_are_the_documented_twelve() -> None:

@@ -20,6 +20,7 @@ from polku.channels.links import read_token
 from polku.commerce.catalog.actions import create_product
 from polku.commerce.catalog.validation import ProductInput, VariantInput
 from polku.commerce.locations.actions import create_location
+from polku.journeys import context as context_module
 from polku.journeys.content import Content
 from polku.journeys.context import Links, message_context
 
@@ -275,6 +276,12 @@ def test_a_person_with_nothing_gets_empty_parts_and_still_a_message(polku: Polku
     for name in CONTENT.names():
         message = CONTENT.render(name, "email", found)
         assert message.subject and message.text
+    # a warehouse is no store to send anyone to
+    assert context(polku, nobody, event={"store_id": "wh-vantaa"})["store"] is None
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert context_module.__all__ == ["FEW_LEFT", "Links", "message_context"]
 
 
 def test_an_unknown_profile_degrades_instead_of_failing(polku: Polku) -> None:

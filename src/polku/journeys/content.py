@@ -53,12 +53,18 @@ __all__ = [
     "PARTS",
     "SMS_LIMIT_GSM",
     "SMS_LIMIT_UNICODE",
+    "TEMPLATES_DIR",
     "Channel",
     "Content",
     "Rendered",
     "format_date",
     "format_money",
+    "format_time",
+    "limit_sms",
     "locale_of",
+    "normal_locale",
+    "sms_length",
+    "sms_text",
 ]
 
 Channel = Literal["email", "sms", "webhook"]
@@ -346,7 +352,10 @@ def limit_sms(text: str) -> tuple[str, tuple[str, ...]]:
     cut = body
     while cut and sms_length(cut.rstrip() + tail)[0] > limit:
         cut = cut[: -max(1, (sms_length(cut + tail)[0] - limit) // 2)]
-    shortened = cut.rstrip() + tail
+    space = cut.rfind(" ", max(0, len(cut) - 20))
+    if space > 0:  # end on a whole word when one ends close by
+        cut = cut[:space]
+    shortened = cut.rstrip(" ,.;:-") + tail
     warning = (
         f"sms: {length} characters is more than three segments ({limit}); "
         f"shortened to {sms_length(shortened)[0]}."
@@ -386,6 +395,11 @@ class Content:
 
     def __init__(self, templates_dir: Path | None = None) -> None:
         self.templates_dir = templates_dir or TEMPLATES_DIR
+        # The shipped files are read once: a render must not list a folder per message.
+        self._files = frozenset(path.name for path in self.templates_dir.glob("*.j2"))
+        self._names = tuple(
+            sorted({f.split(".", 1)[0] for f in self._files if not f.startswith("_")})
+        )
         self.env = SandboxedEnvironment(
             loader=FileSystemLoader(str(self.templates_dir)),
             autoescape=_autoescape,
@@ -408,18 +422,13 @@ class Content:
 
     def names(self) -> list[str]:
         """The shipped template names (``abandoned_cart``, ...)."""
-        found = {
-            path.name.split(".", 1)[0]
-            for path in self.templates_dir.glob("*.j2")
-            if not path.name.startswith("_")
-        }
-        return sorted(found)
+        return list(self._names)
 
     def _file(self, name: str, locale: str, part: str) -> str | None:
         """The file of `name`'s `part` in `locale`, else in English; None when neither."""
         for candidate in (locale, DEFAULT_LOCALE):
             file = f"{name}.{candidate}.{_FILE_PART[part]}.j2"
-            if (self.templates_dir / file).is_file():
+            if file in self._files:
                 return file
         return None
 
@@ -579,7 +588,7 @@ class Content:
         """The message of `template` (a shipped name or inline content) for `channel`, in the
         context's `locale` (else the profile's traits, else English). Raises `InvalidField`
         naming the template and part when it cannot be rendered."""
-        if isinstance(template, str) and template not in self.names():
+        if isinstance(template, str) and template not in self._names:
             raise InvalidField(
                 f"There is no shipped message template {template[:80]!r}.",
                 field="template",

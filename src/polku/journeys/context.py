@@ -130,24 +130,33 @@ def _first_name(traits: Mapping[str, Any]) -> str:
 # -- the parts -------------------------------------------------------------------------------
 
 
-def _store_id(
+def _store_of(
     conn: Connection,
     ws: str,
     profile: Profile | None,
     event: Mapping[str, Any],
     config: IdentityConfig,
-) -> str | None:
-    """The store the message is about: the event's (a pick-up), else the person's stated
-    ``preferred_store``, else the one their history points to."""
-    for value in (
-        event.get("store_id"),
-        (profile.traits if profile else {}).get("preferred_store"),
-    ):
+) -> Location | None:
+    """The store the message is about: the event's (a pick-up, a till receipt), else the
+    person's stated ``preferred_store``, else the one their history points to; the first
+    of those that is an active store."""
+    candidates: list[Any] = [event.get("store_id")]
+    if profile is not None:
+        candidates.append(profile.traits.get("preferred_store"))
+    tried: set[str] = set()
+    for value in candidates:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-            return str(value)
+            found = get_location(conn, ws, str(value))
+            tried.add(str(value))
+            if found is not None and found.active and found.kind == "store":
+                return found
     if profile is None:
         return None
-    return preferred_store(conn, ws, profile.profile_id, config)
+    inferred = preferred_store(conn, ws, profile.profile_id, config)
+    if inferred is None or inferred in tried:
+        return None
+    found = get_location(conn, ws, inferred)
+    return found if found is not None and found.active and found.kind == "store" else None
 
 
 def _clock(text: str, locale: str) -> str:
@@ -169,7 +178,7 @@ def _hours(intervals: Sequence[tuple[int, int]], locale: str) -> str:
 def _store(
     conn: Connection, ws: str, location: Location | None, at: datetime, locale: str
 ) -> dict[str, Any] | None:
-    if location is None or not location.active:
+    if location is None:
         return None
     zone = ZoneInfo(location.timezone)
     today = at.astimezone(zone).date()
@@ -489,12 +498,10 @@ def message_context(
     traits = dict(profile.traits) if profile else {}
     chosen = normal_locale(locale) if locale else locale_of(traits)
     name, props = _properties(event)
-    store_id = _store_id(conn, workspace_id, profile, props, config)
-    location = get_location(conn, workspace_id, store_id) if store_id else None
+    location = _store_of(conn, workspace_id, profile, props, config)
     store = _store(conn, workspace_id, location, moment, chosen)
-    if store is None:
-        store_id = None
-    store_name = store["name"] if store else None
+    store_id = location.location_id if location is not None else None
+    store_name = location.name if location is not None else None
     cart, raw_cart = _cart(conn, workspace_id, profile, store_id, store_name, config, chosen)
     shop = links.shop_url
     zone = traits.get("timezone")
