@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, select
 
 from polku.access.actions import NewAdminToken, ensure_default_workspace
 from polku.access.queries import KeyCache
+from polku.channels.registry import Channels
 from polku.collect.intake import Intake
 from polku.collect.live import LiveFeed, NatsFeed, TableFeed
 from polku.commerce.carts.projection import CartsConsumer
@@ -39,6 +40,10 @@ from polku.errors import PolkuError, Unavailable
 from polku.gctune import tune_for_throughput
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
+from polku.journeys.clock import Clock, SystemClock
+from polku.journeys.consumer import JourneysConsumer
+from polku.journeys.runner import JourneyRunner
+from polku.journeys.sender import Sender
 from polku.log.base import EventLog
 from polku.log.nats import NatsLog
 from polku.log.outbox import Outbox, Relay
@@ -78,13 +83,24 @@ class Runtime:
     identity: IdentityConfig
     live: LiveFeed
     outbox: Outbox  # write transactions that record the events of their decisions
+    clock: Clock  # the journeys' clock (a hand-moved one in tests)
+    journeys: JourneyRunner | None  # due waits and sends; None where the pipeline is not
     _process: multiprocessing.process.BaseProcess | None = None
     _nudger: _Nudger | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate: bool | None = None) -> Runtime:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool | None = None,
+        clock: Clock | None = None,
+        channels: Channels | None = None,
+    ) -> Runtime:
         """The parts for `settings`: the embedded mode (log in the database, pipeline here),
-        or with a NATS log URL the production API mode (log in JetStream, no pipeline)."""
+        or with a NATS log URL the production API mode (log in JetStream, no pipeline).
+        `clock` and `channels` replace the wall clock and the configured channels (tests)."""
+        clock = clock or SystemClock()
         engine = make_engine(settings)
         identity = IdentityConfig(
             default_region=settings.phone_region, shared_devices=settings.shared_devices
@@ -111,7 +127,7 @@ class Runtime:
             log = table_log = SqlLog(engine)
             live = TableFeed(engine, table_log)
             outbox = Outbox(engine, table_log)
-            chain = consumers(identity, signal_rules(settings))
+            chain = consumers(identity, signal_rules(settings), clock=clock)
             pipeline = Pipeline(
                 engine, log, chain, batch=settings.pipeline_batch, commit_after=URGENT
             )
@@ -128,8 +144,17 @@ class Runtime:
             identity=identity,
             live=live,
             outbox=outbox,
+            clock=clock,
+            journeys=None,
         )
         if pipeline is not None:
+            runtime.journeys = JourneyRunner(
+                engine,
+                identity,
+                clock,
+                Sender(runtime, channels or Channels.from_settings(settings), clock, identity),
+                tick=settings.journeys_tick,
+            )
             pipeline.add_chore(Relay(engine, log).run_once)  # what a crash left in the outbox
             pipeline.add_chore(functools.partial(release_expired, runtime))
             pipeline.add_chore(functools.partial(expire_due, runtime))
@@ -152,6 +177,8 @@ class Runtime:
         self.log.start()
         if self.settings.pipeline == "thread":
             self.pipeline.start()
+            if self.journeys is not None:
+                self.journeys.start()
         elif self.settings.pipeline == "process" and self._process is None:
             context = multiprocessing.get_context("spawn")
             wake_reader, wake_writer = context.Pipe(duplex=False)
@@ -169,6 +196,8 @@ class Runtime:
     def close(self) -> None:
         if self.pipeline is not None:
             self.pipeline.stop()
+        if self.journeys is not None:
+            self.journeys.stop()
         if self._process is not None:
             self._process.terminate()
             self._process.join(timeout=30)
@@ -199,9 +228,15 @@ URGENT: Final = ("signals",)
 of the chain: a buying signal is worth most in its first seconds."""
 
 
-def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[Consumer]:
+def consumers(
+    identity: IdentityConfig,
+    rules: RuleBook | None = None,
+    *,
+    clock: Clock | None = None,
+    partitions: int = 1,
+) -> list[Consumer]:
     """The pipeline's consumers, in the order each depends on the one before (`rules`:
-    the signals consumer's; None: the shipped ones)."""
+    the signals consumer's; None: the shipped ones; `clock`: the journeys')."""
     return [
         IdentityConsumer(identity),
         ProfilesConsumer(),
@@ -216,6 +251,9 @@ def consumers(identity: IdentityConfig, rules: RuleBook | None = None) -> list[C
         GiftCardsConsumer(),
         ReturnsConsumer(),
         InteractionsConsumer(),
+        # Journeys act on everything above: the person, their cart, their signals, what
+        # they viewed (back in stock). Last, so a trigger sees the whole picture.
+        JourneysConsumer(identity, clock=clock, partitions=partitions),
     ]
 
 
@@ -345,7 +383,7 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
     worker = Worker(
         engine,
         log,
-        lambda: consumers(identity, rules),
+        lambda: consumers(identity, rules, partitions=settings.partitions),
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         batch=settings.worker_batch,
@@ -355,14 +393,25 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
             Deliverer(backends),
         ],
     )
+    clock = SystemClock()
+    journeys = JourneyRunner(
+        engine,
+        identity,
+        clock,
+        Sender(backends, Channels.from_settings(settings), clock, identity),
+        tick=settings.journeys_tick,
+        partitions=settings.partitions,
+    )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         check_partitions(engine, settings.partitions)
         check_stream_continues(engine, log)
         ready(worker)
+        journeys.start()
         worker.run()
     finally:
+        journeys.stop()
         log.close()
         engine.dispose()
 
@@ -429,7 +478,11 @@ def run_pipeline_process(
     if wake is not None:
         threading.Thread(target=listen, args=(wake,), name="polku-wake", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
+    if runtime.journeys is not None:
+        runtime.journeys.start()
     try:
         pipeline.run_forever(idle_poll=0.02 if wake is None else 0.25)
     finally:
+        if runtime.journeys is not None:
+            runtime.journeys.stop()
         runtime.engine.dispose()

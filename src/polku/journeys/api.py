@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from polku.errors import InvalidField
 from polku.http import AdminWorkspace, json_response, runtime
-from polku.journeys import actions, queries
+from polku.journeys import actions, queries, segments
 from polku.journeys.config import config_body, config_of, parse_config
 from polku.journeys.definition import parse_text
 from polku.profiles.queries import parse_time
@@ -263,3 +263,55 @@ def profile_journeys(
             "sends": sent,
         }
     )
+
+
+# -- segments --------------------------------------------------------------------------------
+
+
+@router.get("/v1/segments", tags=["journeys"])
+def list_segments(request: Request, workspace: AdminWorkspace) -> Response:
+    """Saved segments with how many people are in each now."""
+    rt = runtime(request)
+    with translate_errors("reading segments"), rt.engine.connect() as conn:
+        found = segments.list_segments(conn, workspace)
+    return json_response({"segments": found})
+
+
+@router.put("/v1/segments/{key}", tags=["journeys"])
+def put_segment(
+    request: Request, workspace: AdminWorkspace, body: dict[str, Any], key: str = Key
+) -> Response:
+    """Save a segment: `{"name": ..., "where": [conditions over profile, counts, cart]}`.
+    Members are evaluated as each person's profile changes (and every few minutes for
+    conditions that count days)."""
+    if body.get("key", key) != key:
+        raise InvalidField(
+            f"The body's key {body.get('key')!r} is not {key!r}.",
+            field="key",
+            hint="PUT the segment to /v1/segments/<its key>.",
+        )
+    rt = runtime(request)
+    with translate_errors("saving a segment"), writing(rt.engine) as conn:
+        segment = segments.save_segment(conn, workspace, {**body, "key": key})
+    return json_response(dict(segment.document))
+
+
+@router.delete("/v1/segments/{key}", tags=["journeys"])
+def delete_segment(request: Request, workspace: AdminWorkspace, key: str = Key) -> Response:
+    rt = runtime(request)
+    with translate_errors("deleting a segment"), writing(rt.engine) as conn:
+        segments.delete_segment(conn, workspace, key)
+    return json_response({"key": key, "deleted": True})
+
+
+@router.get("/v1/segments/{key}/members", tags=["journeys"])
+def segment_members(
+    request: Request,
+    workspace: AdminWorkspace,
+    key: str = Key,
+    limit: int = Query(100, ge=1, le=1000),
+) -> Response:
+    rt = runtime(request)
+    with translate_errors("reading segment members"), rt.engine.connect() as conn:
+        found = segments.members_of(conn, workspace, key, limit=limit)
+    return json_response({"key": key, "members": found})

@@ -28,8 +28,17 @@ from polku.events import LoggedEvent
 from polku.identity.identifiers import IdentityConfig
 from polku.journeys import stock
 from polku.journeys.clock import Clock, SystemClock
-from polku.journeys.engine import Enrollment, Work, event_name, matches, select_enrollments
+from polku.journeys.engine import (
+    Enrollment,
+    Work,
+    enter_segment,
+    event_name,
+    history_of,
+    matches,
+    select_enrollments,
+)
 from polku.journeys.queries import Live, live_journeys, version_of
+from polku.journeys.segments import Segment, evaluate_member, segments_of
 from polku.journeys.tables import enrollments, trace
 from polku.pipeline.consumer import Apply
 from polku.signals.tables import signals
@@ -72,10 +81,11 @@ class JourneysConsumer:
             return
         workspaces = {e.workspace_id for e in (*relevant, *stocked)}
         library = {ws: live_journeys(conn, ws) for ws in workspaces}
-        if not any(library.values()):
+        saved = {ws: segments_of(conn, ws) for ws in workspaces}
+        if not any(library.values()) and not any(saved.values()):
             return
-        work = Work(conn, self._identity, self._partitions)
         now = self.clock.now_ms()
+        work = Work(conn, self._identity, self._partitions, now_ms=now)
         if relevant:
             owner: dict[int, str] = dict(
                 fetch_in(
@@ -114,6 +124,16 @@ class JourneysConsumer:
                         )
                 except Exception:
                     logger.exception("journeys: event %s failed; skipped", event.message_id)
+            last_at: dict[tuple[str, str], int] = {}
+            for event in relevant:
+                if event.offset in owner:
+                    last_at[(event.workspace_id, owner[event.offset])] = event.timestamp
+            for (ws, profile), at in last_at.items():
+                if saved[ws]:
+                    try:
+                        self._segments(work, library[ws], saved[ws], ws, profile, at, now)
+                    except Exception:
+                        logger.exception("journeys: segments of %s failed; skipped", profile)
         for event in stocked:
             try:
                 for journey, version, profile, data in stock.triggered(
@@ -164,15 +184,26 @@ class JourneysConsumer:
                     found[(ws, enrollment.profile_id)].append(enrollment)
         return found
 
+    def _segments(
+        self,
+        work: Work,
+        library: Sequence[Live],
+        saved: Sequence[Segment],
+        ws: str,
+        profile: str,
+        at: int,
+        now: int,
+    ) -> None:
+        person = work.person(ws, profile)
+        if person is None:
+            return
+        holder = person.profile_id
+        facts = work.facts(ws, holder)
+        for segment, trigger_id in evaluate_member(work.conn, ws, holder, saved, facts, at):
+            enter_segment(work, library, ws, holder, segment.key, trigger_id, at, now)
+
     def _history(self, conn: Connection, ws: str, profile: str, key: str) -> list[Enrollment]:
-        e = enrollments.c
-        rows = conn.execute(
-            select_enrollments()
-            .where(e.workspace_id == ws, e.profile_id == profile, e.journey_key == key)
-            .order_by(e.entered_at.desc())
-            .limit(20)
-        ).all()
-        return [Enrollment.from_row(row) for row in rows]
+        return history_of(conn, ws, profile, key)
 
     def _event(
         self,

@@ -55,14 +55,18 @@ __all__ = [
     "Enrollment",
     "Work",
     "coupon_code",
+    "enter_segment",
     "event_counts",
     "event_name",
+    "history_of",
     "matches",
+    "order_dates",
     "select_enrollments",
 ]
 
 logger = logging.getLogger(__name__)
 
+_DAY_MS: Final = 86_400_000
 _MAX_STEPS: Final = 200  # per advance: a journey is checked for loops without waits
 _COLUMNS: Final = tuple(c.name for c in enrollments.columns)
 
@@ -132,6 +136,20 @@ def event_counts(conn: Connection, workspace_id: str, profile_id: str) -> dict[s
     return counts
 
 
+def order_dates(
+    conn: Connection, workspace_id: str, profile_id: str
+) -> tuple[int | None, int | None]:
+    """When the person's first and latest orders (web or till) were placed."""
+    row = fetch_rows(
+        conn,
+        "SELECT MIN(o.placed_at), MAX(o.placed_at) FROM orders o "
+        'JOIN identity_event_profiles ep ON ep."offset" = o."offset" '
+        "WHERE o.workspace_id = ? AND ep.profile_id = ?",
+        (workspace_id, profile_id),
+    )[0]
+    return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
+
+
 def select_enrollments() -> Any:
     return select(*[enrollments.c[name] for name in _COLUMNS])
 
@@ -161,6 +179,7 @@ class Work:
     trace_rows: list[dict[str, Any]] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
     alerts: list[tuple[Candidate, str]] = field(default_factory=list)
+    now_ms: int = 0  # the time `days_since_*` facts are measured at
 
     # -- reading ------------------------------------------------------------------------
 
@@ -202,7 +221,16 @@ class Work:
     ) -> Facts:
         def profile() -> Any:
             found = self.person(workspace_id, profile_id)
-            return None if found is None else found.facts()
+            if found is None:
+                return None
+            facts = found.facts()
+            first, last = order_dates(self.conn, workspace_id, found.profile_id)
+            now = self.now_ms
+            facts["first_order_at"], facts["last_order_at"] = first, last
+            facts["days_since_last_order"] = None if last is None else (now - last) // _DAY_MS
+            facts["days_since_first_order"] = None if first is None else (now - first) // _DAY_MS
+            facts["days_since_last_seen"] = (now - found.last_seen) // _DAY_MS
+            return facts
 
         known: dict[str, Any] = {}
         if event is not None:
@@ -852,3 +880,53 @@ class Work:
         if self.events:
             stage(conn, self.events, self.partitions)
             self.events.clear()
+
+
+def history_of(conn: Connection, workspace_id: str, profile_id: str, key: str) -> list[Enrollment]:
+    """The person's latest enrollments in journey `key`, newest first (for entry rules)."""
+    e = enrollments.c
+    rows = conn.execute(
+        select_enrollments()
+        .where(e.workspace_id == workspace_id, e.profile_id == profile_id, e.journey_key == key)
+        .order_by(e.entered_at.desc())
+        .limit(20)
+    ).all()
+    return [Enrollment.from_row(row) for row in rows]
+
+
+def enter_segment(
+    work: Work,
+    library: Sequence[Any],
+    workspace_id: str,
+    profile_id: str,
+    segment: str,
+    trigger_id: str,
+    at: int,
+    now: int,
+) -> None:
+    """The person entered `segment`: enroll them in the journeys it triggers (`library`:
+    `polku.journeys.queries.Live` items)."""
+    for live in library:
+        trigger = live.journey.trigger
+        if trigger.kind != "segment" or trigger.segment != segment:
+            continue
+        history = history_of(work.conn, workspace_id, profile_id, live.journey.key) + [
+            e
+            for e in work.touched.values()
+            if e.new and e.journey_key == live.journey.key and e.profile_id == profile_id
+        ]
+        history.sort(key=lambda e: e.entered_at, reverse=True)
+        work.note(
+            workspace_id, profile_id, live.journey.key, at, "trigger", "matched", segment=segment
+        )
+        work.enroll(
+            live.journey,
+            live.version,
+            workspace_id,
+            profile_id,
+            trigger_id=trigger_id,
+            at=at,
+            data={"segment": segment},
+            history=history,
+            now_ms=now,
+        )

@@ -20,6 +20,8 @@ __all__ = [
     "journey_settings",
     "journey_states",
     "journey_versions",
+    "segment_members",
+    "segments",
     "sends",
     "trace",
 ]
@@ -144,4 +146,27 @@ Index(
     trace.c.profile_id,
     trace.c.journey_key,
     trace.c.id,
+)
+
+segments = Table(
+    "journey_segments",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("segment_key", String(80), primary_key=True),
+    Column("document", Text, nullable=False),  # JSON: key, name, where
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+segment_members = Table(
+    "journey_segment_members",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("segment_key", String(80), primary_key=True),
+    Column("profile_id", String(64), primary_key=True),
+    Column("entered_at", BigInteger, nullable=False),
+)
+Index(
+    "ix_journey_segment_members_profile",
+    segment_members.c.workspace_id,
+    segment_members.c.profile_id,
 )

@@ -48,7 +48,7 @@ def run_due(
         rows = conn.execute(query).all()
         if not rows:
             return 0
-        work = Work(conn, identity, partitions)
+        work = Work(conn, identity, partitions, now_ms=now)
         for row in rows:
             enrollment = Enrollment.from_row(row)
             journey = version_of(

@@ -139,8 +139,35 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "journey_segments",
+        sa.Column("workspace_id", sa.String(length=64), nullable=False),
+        sa.Column("segment_key", sa.String(length=80), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("workspace_id", "segment_key", name=op.f("pk_journey_segments")),
+    )
+    op.create_table(
+        "journey_segment_members",
+        sa.Column("workspace_id", sa.String(length=64), nullable=False),
+        sa.Column("segment_key", sa.String(length=80), nullable=False),
+        sa.Column("profile_id", sa.String(length=64), nullable=False),
+        sa.Column("entered_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "workspace_id", "segment_key", "profile_id", name=op.f("pk_journey_segment_members")
+        ),
+    )
+    op.create_index(
+        "ix_journey_segment_members_profile",
+        "journey_segment_members",
+        ["workspace_id", "profile_id"],
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_journey_segment_members_profile", table_name="journey_segment_members")
+    op.drop_table("journey_segment_members")
+    op.drop_table("journey_segments")
     op.drop_table("journey_versions")
     with op.batch_alter_table("journey_trace", schema=None) as batch_op:
         batch_op.drop_index("ix_journey_trace_profile")
