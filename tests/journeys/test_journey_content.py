@@ -21,6 +21,7 @@ from polku.journeys.content import (
     SMS_LIMIT_UNICODE,
     TEMPLATES_DIR,
     Content,
+    coupon_benefit,
     format_date,
     format_money,
     locale_of,
@@ -113,12 +114,7 @@ def full(locale: str, first_name: str = "Aino") -> dict[str, Any]:
                 "stock": stock,
             }
         ],
-        "coupon": {
-            "code": "TAKAISIN-7Q2",
-            "benefit": "15 %:n alennus" if fi else "15% off",
-            "benefit_get": "15 %:n alennuksen" if fi else "15% off",
-            "valid_until": "2026-12-31",
-        },
+        "coupon": {"code": "TAKAISIN-7Q2", "percent": 15, "valid_until": "2026-12-31"},
         "partner": {"name": "Kokoamo Oy", "url": "https://kokoamo.example/varaa"},
         "survey_url": "https://survey.example/nps",
         "cart_url": "https://shop.example/cart",
@@ -141,6 +137,7 @@ def test_the_public_names_are_pinned() -> None:
         "Channel",
         "Content",
         "Rendered",
+        "coupon_benefit",
         "format_date",
         "format_money",
         "format_time",
@@ -248,6 +245,31 @@ def test_a_point_of_sale_receipt_gets_the_store_thanks() -> None:
     context = {**full("fi"), "event_name": "POS Order Completed"}
     found = CONTENT.render("order_thanks", "email", context)
     assert found.subject == "Kiitos ostoksistasi myymälässä Kamppi!"
+
+
+def test_coupons_and_gift_cards_are_put_in_words() -> None:
+    win_back = CONTENT.render("win_back", "email", full("fi"))
+    assert (
+        win_back.subject
+        == "Aino, meillä on ollut ikävä sinua: 15\u00a0%:n alennus seuraavasta ostoksestasi"
+    )
+    assert "Saat 15\u00a0%:n alennuksen seuraavasta ostoksestasi koodilla TAKAISIN-7Q2" in (
+        win_back.text
+    )
+    assert "Koodi on voimassa 31.12.2026 asti" in win_back.text
+    english = CONTENT.render("win_back", "email", full("en"))
+    assert "Get 15% off your next order with the code TAKAISIN-7Q2" in english.text
+    card = {"code": "GC-1234", "amount": 10, "currency": "EUR", "giftcard_id": "gc_1"}
+    birthday = CONTENT.render("birthday", "email", {**full("fi"), "giftcard": card})
+    assert "Lahjaksi saat 10\u00a0€:n lahjakortin. Lahjakortin koodi on GC-1234" in birthday.text
+    assert "GC-1234" in birthday.html and "TAKAISIN" not in birthday.html
+    birthday_en = CONTENT.render("birthday", "sms", {**full("en"), "giftcard": card})
+    assert "Here is a €10 gift card for you, code GC-1234." in birthday_en.text
+    assert coupon_benefit({"amount": 5.5, "currency": "EUR"}, "fi", "get") == (
+        "5,50\u00a0€:n alennuksen"
+    )
+    assert coupon_benefit({"benefit": "Kahvi kaupan päälle"}, "fi") == "Kahvi kaupan päälle"
+    assert coupon_benefit(None, "en") == "" and coupon_benefit({"code": "X"}, "en") == ""
 
 
 # -- locale ----------------------------------------------------------------------------------

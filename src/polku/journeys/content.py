@@ -57,6 +57,7 @@ __all__ = [
     "Channel",
     "Content",
     "Rendered",
+    "coupon_benefit",
     "format_date",
     "format_money",
     "format_time",
@@ -295,6 +296,51 @@ def _time_filter(ctx: Context, value: Any) -> str:
     return format_time(_given(value), _locale(ctx), _zone(ctx))
 
 
+def _whole(amount: Decimal, currency: str, locale: str) -> str:
+    """An amount as people say a coupon's value: 10 € rather than 10,00 €."""
+    text = format_money(amount, currency, locale)
+    if amount == amount.to_integral_value():
+        text = text.replace(",00", "").replace(".00", "")
+    return text
+
+
+def coupon_benefit(coupon: Any, locale: str, form: str = "") -> str:
+    """What a coupon or gift card (as a journey issued it) gives, in words: "15 %:n
+    alennus" / "15% off", "10 €:n lahjakortti" / "a €10 gift card". `form="get"` gives the
+    Finnish object of "saat" ("15 %:n alennuksen"); English has one form. Its `amount` is
+    in the currency's main unit, as the journey step wrote it. Empty for no coupon."""
+    if not isinstance(coupon, Mapping):
+        return ""
+    given = coupon.get("benefit_get" if form == "get" else "benefit") or coupon.get("benefit")
+    if isinstance(given, str) and given:
+        return given
+    fi = locale == "fi"
+    giftcard = "giftcard_id" in coupon or coupon.get("kind") == "giftcard"
+    percent, amount = coupon.get("percent"), coupon.get("amount")
+    if isinstance(percent, (int, float, Decimal)) and not isinstance(percent, bool):
+        shown = f"{Decimal(str(percent)).normalize():f}"
+        if not fi:
+            return f"{shown}% off"
+        return f"{shown}{_NBSP}%:n " + ("alennuksen" if form == "get" else "alennus")
+    if isinstance(amount, (int, float, Decimal, str)) and not isinstance(amount, bool):
+        try:
+            value = Decimal(str(amount))
+        except ArithmeticError:
+            return ""
+        money = _whole(value, str(coupon.get("currency") or "EUR"), locale)
+        if not fi:
+            return f"a {money} gift card" if giftcard else f"{money} off"
+        if giftcard:
+            return f"{money}:n " + ("lahjakortin" if form == "get" else "lahjakortti")
+        return f"{money}:n " + ("alennuksen" if form == "get" else "alennus")
+    return ""
+
+
+@pass_context
+def _benefit_filter(ctx: Context, value: Any, form: str = "") -> str:
+    return coupon_benefit(_given(value), _locale(ctx), form)
+
+
 def _plural(count: Any, one: str, many: str) -> str:
     """``{{ n | plural('tuote', 'tuotetta') }}``: the word for `count` of something."""
     try:
@@ -376,7 +422,8 @@ def _autoescape(name: str | None) -> bool:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A subject on one line; no-break spaces (Finnish prices: 49,90 €) are kept."""
+    return re.sub(r"[ \t\r\n\f\v]+", " ", text).strip()
 
 
 def _paragraphs(text: str) -> Markup:
@@ -413,6 +460,7 @@ class Content:
         self.env.filters["date"] = _date_filter
         self.env.filters["time"] = _time_filter
         self.env.filters["plural"] = _plural
+        self.env.filters["benefit"] = _benefit_filter
         self.env.filters["paragraphs"] = _paragraphs
         self._inline: Callable[[str, bool], Template] = functools.lru_cache(maxsize=512)(
             self._compile

@@ -44,7 +44,6 @@ FEW_LEFT: Final = 5
 """At most this many units at the store is shown as "n left", more as "in stock"."""
 
 _WORKSPACE_ZONE: Final = "Europe/Helsinki"
-_NBSP: Final = "\u00a0"
 _DASH: Final = "\u2013"  # an en dash between opening and closing time, as shops print it
 _NAME_TRAITS: Final = ("first_name", "firstName", "name")
 
@@ -427,47 +426,6 @@ def _properties(event: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     return (name if isinstance(name, str) else ""), found
 
 
-def _whole(amount: Decimal, currency: str, locale: str) -> str:
-    """A coupon's value as people say it: 10 € rather than 10,00 €."""
-    text = format_money(amount, currency, locale)
-    if amount == amount.to_integral_value():
-        text = text.replace(",00", "").replace(".00", "")
-    return text
-
-
-def _coupon(coupon: Mapping[str, Any] | None, locale: str) -> dict[str, Any] | None:
-    """The issued coupon or gift card with its benefit in words: `benefit` as a phrase on
-    its own ("15 %:n alennus", "15% off"), `benefit_get` as the object of "saat" in
-    Finnish ("15 %:n alennuksen"; the same as `benefit` in English)."""
-    if not coupon:
-        return None
-    found = dict(coupon)
-    fi = locale == "fi"
-    currency = str(found.get("currency") or "EUR")
-    percent, amount = found.get("percent"), found.get("amount")
-    giftcard = found.get("kind") == "giftcard"
-    if not found.get("benefit"):
-        if isinstance(percent, (int, float, Decimal)) and not isinstance(percent, bool):
-            shown = f"{Decimal(str(percent)).normalize():f}"
-            found["benefit"] = f"{shown}{_NBSP}%:n alennus" if fi else f"{shown}% off"
-            found["benefit_get"] = f"{shown}{_NBSP}%:n alennuksen" if fi else found["benefit"]
-        elif isinstance(amount, (int, float, str, Decimal)) and not isinstance(amount, bool):
-            try:
-                value = Decimal(str(amount))
-            except ArithmeticError:
-                value = None
-            if value is not None:
-                money = _whole(value, currency, locale)
-                if giftcard:
-                    found["benefit"] = f"{money}:n lahjakortti" if fi else f"a {money} gift card"
-                    found["benefit_get"] = f"{money}:n lahjakortin" if fi else found["benefit"]
-                else:
-                    found["benefit"] = f"{money}:n alennus" if fi else f"{money} off"
-                    found["benefit_get"] = f"{money}:n alennuksen" if fi else found["benefit"]
-    found.setdefault("benefit_get", found.get("benefit"))
-    return found
-
-
 def message_context(
     conn: Connection,
     workspace_id: str,
@@ -479,6 +437,7 @@ def message_context(
     locale: str | None = None,
     recommendations: int = 3,
     coupon: Mapping[str, Any] | None = None,
+    giftcard: Mapping[str, Any] | None = None,
     purpose: str = "marketing",
     channel: str = "email",
     at: datetime | None = None,
@@ -490,8 +449,10 @@ def message_context(
     `event` is the trigger (a logged event, or just its properties); `at` the moment of
     sending (the event's time on replay; default now); `purpose` and `channel` pick the
     unsubscribe link; `extra` adds journey-specific values (``survey_url``, ``partner``).
-    Keys: profile, locale, timezone, event, event_name, cart, store, product,
-    recommendations, coupon, unsubscribe_url, track, shop_url, send_id."""
+    `coupon` and `giftcard` are what the journey issued (templates put them in words with
+    the ``benefit`` filter). Keys: profile, locale, timezone, event, event_name, cart,
+    cart_url, store, product, recommendations, coupon, giftcard, unsubscribe_url, track,
+    shop_url, send_id."""
     config = identity or IdentityConfig()
     moment = at or datetime.now(UTC)
     profile = get_profile(conn, workspace_id, profile_id, config)
@@ -532,7 +493,8 @@ def message_context(
             chosen,
             recommendations,
         ),
-        "coupon": _coupon(coupon, chosen),
+        "coupon": dict(coupon) if coupon else None,
+        "giftcard": dict(giftcard) if giftcard else None,
         "unsubscribe_url": links.unsubscribe(purpose, channel),
         "track": links.track,
         "shop_url": shop,
