@@ -264,6 +264,28 @@ def test_the_viewed_product_coupon_and_money_fields_of_the_event(shop: Polku) ->
     assert "Nyt 29,90\u00a0€ (aiemmin 39,00\u00a0€)" in price.text
 
 
+def test_a_restock_names_the_product_by_its_sku_with_the_units_at_the_store(
+    shop: Polku,
+) -> None:
+    send(shop, identify("maija", first_name="Maija", preferred_store="tre-keskusta"))
+    maija = profile_of(shop, "maija")
+    restock = {
+        "event": "Stock Received",
+        "properties": {"sku": "takki-1-M", "location_id": "tre-keskusta"},
+    }
+    found = context(shop, maija, event=restock, locale="fi")
+    product = found["product"]
+    assert (product["product_id"], product["name"], product["price"]) == (
+        "takki-1",
+        "Kuoritakki Tunturi",
+        Decimal("249.00"),
+    )
+    assert product["at_store"] == 2 and product["url"].endswith("/takki-1")
+    assert product["stock"] == "2 jäljellä myymälässä Tampere Keskusta, varaa noudettavaksi"
+    message = CONTENT.render("back_in_stock", "email", found)
+    assert message.subject == "Kuoritakki Tunturi on taas saatavilla myymälässä Tampere Keskusta"
+
+
 def test_a_person_with_nothing_gets_empty_parts_and_still_a_message(polku: Polku) -> None:
     send(polku, identify("tyhja"))
     nobody = profile_of(polku, "tyhja")

@@ -27,11 +27,12 @@ from sqlalchemy import Connection
 from polku.channels.links import tracked_url, unsubscribe_url
 from polku.commerce.carts.owners import Shopper, find_holder
 from polku.commerce.carts.queries import Cart, view
-from polku.commerce.catalog.queries import Product, get_products
+from polku.commerce.catalog.queries import Product, get_products, get_variants
 from polku.commerce.locations.hours import load_schedules
 from polku.commerce.locations.queries import Location, get_location
 from polku.commerce.locations.schedule import format_interval
 from polku.commerce.orders.preferences import preferred_store
+from polku.commerce.stock.queries import levels_of
 from polku.errors import InvalidField, NotFound
 from polku.identity.identifiers import IdentityConfig
 from polku.journeys.content import format_money, locale_of, normal_locale
@@ -370,16 +371,30 @@ def _product(
     locale: str,
 ) -> dict[str, Any] | None:
     """The product the trigger event is about (viewed, back in stock, cheaper), from the
-    catalogue, with the event's own fields where the catalogue has none."""
-    product_id = event.get("product_id")
+    catalogue (the event's SKU when it names one, as a restock or a price change does),
+    with the event's own fields where the catalogue has none, and the units of that SKU
+    at the person's store."""
+    raw_sku = event.get("sku")
+    sku = (
+        str(raw_sku) if isinstance(raw_sku, (str, int)) and not isinstance(raw_sku, bool) else None
+    )
+    variant = get_variants(conn, ws, [sku]).get(sku) if sku else None
+    product_id = event.get("product_id") or (variant.product_id if variant else None)
     if not isinstance(product_id, (str, int)) or isinstance(product_id, bool):
         return None
     product = get_products(conn, ws, [str(product_id)]).get(str(product_id))
-    price, currency = _cheapest(product) if product else (None, None)
+    price: Decimal | None
+    currency: str | None
+    if variant is not None and variant.active:
+        price, currency = variant.price, variant.currency
+    else:
+        price, currency = _cheapest(product) if product else (None, None)
     if price is None and _decimal(event.get("price")) is not None:
         price, currency = _decimal(event.get("price")), str(event.get("currency") or "EUR")
+    at_store: int | None = None
+    if sku and store_id:
+        at_store = sum(r["sellable"] for r in levels_of(conn, ws, sku=sku, location_id=store_id))
     previous = _decimal(event.get("previous_price", event.get("old_price")))
-    at_store = event.get("sellable") if store_id and event.get("store_id") == store_id else None
     url = event.get("url") if isinstance(event.get("url"), str) else ""
     return {
         "product_id": str(product_id),
@@ -390,9 +405,9 @@ def _product(
         "price": price,
         "currency": currency,
         "previous_price": previous,
-        "stock": _stock_words(
-            locale, at_store if isinstance(at_store, int) else None, None, store_name
-        ),
+        "sku": sku or "",
+        "at_store": at_store,
+        "stock": _stock_words(locale, at_store, None, store_name),
     }
 
 
