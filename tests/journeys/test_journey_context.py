@@ -222,6 +222,13 @@ def test_a_shopper_with_a_cart_gets_lines_stock_at_their_store_and_the_store(
 
 def test_english_words_and_the_event_store_for_a_pickup(shop: Polku) -> None:
     send(shop, identify("ville", first_name="Ville", language="en"))
+    added = shop.client.post(
+        "/v1/carts/lines",
+        json={"userId": "ville", "sku": "pipo-2", "quantity": 3},
+        headers=shop.admin,
+    )
+    assert added.status_code == 200, added.text
+    shop.settle()
     ville = profile_of(shop, "ville")
     ready = {
         "event": "Click and Collect Ready",
@@ -230,7 +237,9 @@ def test_english_words_and_the_event_store_for_a_pickup(shop: Polku) -> None:
     found = context(shop, ville, event=ready, purpose="transactional", channel="sms")
     assert found["locale"] == "en" and found["store"]["name"] == "Tampere Keskusta"
     assert found["store"]["hours_today"] == "09:00\u201321:00"
-    assert found["cart"] is None
+    [line] = found["cart"]["lines"]  # in English, with the stock online and at the store
+    assert line["name"] == "Wool beanie" and (line["online"], line["at_store"]) == (40, 2)
+    assert line["availability"] == "2 left at Tampere Keskusta, reserve for pickup"
     token = found["unsubscribe_url"].rsplit("/", 1)[1]
     assert read_token(SECRET, token) == {"w": WS, "p": ville, "u": "transactional", "c": "sms"}
     for item in found["recommendations"]:

@@ -234,15 +234,18 @@ def _cart(
     found = view(conn, ws, holder, config, store=store_id)
     if not found.lines:
         return None, found
+    # The cart names products by their default name; the message uses the person's language.
+    products = get_products(conn, ws, {line.product_id for line in found.lines})
     lines = []
     for line in found.lines:
+        product = products.get(line.product_id)
         stock = line.stock or {}
         online, at_store = stock.get("online"), stock.get("store")
         lines.append(
             {
                 "sku": line.sku,
                 "product_id": line.product_id,
-                "name": line.name,
+                "name": product.name_in(locale) if product else line.name,
                 "variant": line.variant or "",
                 "brand": line.brand or "",
                 "image_url": line.image_url or "",
