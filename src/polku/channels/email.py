@@ -17,6 +17,7 @@ connection may work later, a 5xx will not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import ssl
@@ -157,10 +158,7 @@ class EmailChannel:
         self._tls_context = tls_context
 
     async def _send(self, target: SmtpTarget, mail: EmailMessage, to: str) -> str:
-        _, answer = await aiosmtplib.send(
-            mail,
-            sender=parseaddr(self._sender)[1] or None,
-            recipients=[to],
+        client = aiosmtplib.SMTP(
             hostname=target.host,
             port=target.port,
             username=target.username or None,
@@ -170,7 +168,17 @@ class EmailChannel:
             tls_context=self._tls_context,
             timeout=self._timeout,
         )
-        return answer
+        # Not `aiosmtplib.send`: it leaves the socket open when the TLS handshake fails.
+        try:
+            await client.connect()
+            _, answer = await client.send_message(
+                mail, sender=parseaddr(self._sender)[1] or None, recipients=[to]
+            )
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            return answer
+        finally:
+            client.close()
 
     def send(self, message: Message) -> SendResult:
         """Deliver `message` to the SMTP server; never raises."""

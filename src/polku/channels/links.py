@@ -156,7 +156,7 @@ def read_tracked(secret: str, token: str) -> TrackedLink | None:
     """What a tracked-link token says, or None when Polku did not sign it as one or its
     target is not an absolute http(s) URL (so a link can never send anyone elsewhere)."""
     found = _texts(read_token(secret, token), "w", "p", "s", "t")
-    if found is None:
+    if found is None or not found[3].isprintable() or any(c.isspace() for c in found[3]):
         return None
     try:
         target = urlsplit(found[3])
