@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import random
 import sys
 import time
@@ -378,9 +379,12 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             requests = asks(ids, people, args.reads, rng)
             in_process(runtime, requests[:100])  # warm-up
             tune_for_throughput()  # what `polku serve` does once started: freeze, collect less
+            load_before = os.getloadavg()[0]
             local = in_process(runtime, requests)
             print(
                 f"  in-process:              p50 {ms(pct(local, 0.5))}  p99 {ms(pct(local, 0.99))}"
+                f"  (load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} on "
+                f"{os.cpu_count()} cores)"
             )
             with server(settings, data) as (url, token):
                 headers = {"Authorization": f"Bearer {token}"}
