@@ -91,19 +91,12 @@ def _name_in(name: str, raw: str, lang: str) -> str:
     return str(found.get("name") or name)
 
 
-@dataclass(frozen=True, slots=True)
-class _Listing:
-    """The catalogue facts of an active product with at least one active SKU."""
-
-    name: str
-    category: str
-    raw_translations: str
-    raw_attributes: str
-    skus: tuple[str, ...]
-
-
-# (database, workspace) -> product -> (expires, its listing or None: inactive or unknown)
-_Listings = dict[str, tuple[float, _Listing | None]]
+# (database, workspace) -> product -> its listing as JSON: [expires, name, category,
+# translations, attributes, sku, ...], or [expires] for a product that is inactive, has no
+# active SKU or is unknown. Bytes rather than tuples or objects: the garbage collector does
+# not track bytes, so tens of thousands of long-lived entries never trigger or lengthen a
+# collection (as tuples they did: one 17 ms pause in 4,000 benchmark requests).
+_Listings = dict[str, bytes]
 _lock = threading.Lock()
 _listings: dict[tuple[str, str], _Listings] = {}
 
@@ -117,33 +110,33 @@ def _cache_of(conn: Connection, ws: str) -> _Listings:
         return found
 
 
-def _listed(conn: Connection, ws: str, ids: Sequence[str]) -> dict[str, _Listing]:
-    """The listings of the active products among `ids`, from the cache where fresh."""
+def _listed(conn: Connection, ws: str, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The listings ([expires, name, category, translations, attributes, sku, ...]) of the
+    active products among `ids`, from the cache where fresh."""
     now = time.monotonic()
     cache = _cache_of(conn, ws)
-    listed: dict[str, _Listing] = {}
+    listed: dict[str, list[Any]] = {}
     missing: list[str] = []
     for pid in ids:
         hit = cache.get(pid)
-        if hit is None or hit[0] <= now:
+        entry = None if hit is None else orjson.loads(hit)
+        if entry is None or entry[0] <= now:
             missing.append(pid)
-        elif hit[1] is not None:
-            listed[pid] = hit[1]
+        elif len(entry) > 1:
+            listed[pid] = entry
     if not missing:
         return listed
-    rows: dict[str, tuple[tuple[str, str, str, str], list[str]]] = {}
+    expires = now + CATALOGUE_TTL
+    read: dict[str, list[Any]] = {}
     for pid, name, translations, category, attributes, sku in fetch_in(
         conn, _PRODUCTS, missing, (ws, True, True)
     ):
-        row = rows.setdefault(pid, ((name, category or "", translations, attributes), []))
-        row[1].append(sku)
-    expires = now + CATALOGUE_TTL
+        read.setdefault(pid, [expires, name, category or "", translations, attributes]).append(sku)
     for pid in missing:
-        read = rows.get(pid)
-        listing = None if read is None else _Listing(*read[0], skus=tuple(read[1]))
-        cache[pid] = (expires, listing)
-        if listing is not None:
-            listed[pid] = listing
+        entry = read.get(pid)
+        cache[pid] = orjson.dumps(entry or [expires])
+        if entry is not None:
+            listed[pid] = entry
     return listed
 
 
@@ -155,11 +148,11 @@ def on_shelf(
     if not ids:
         return found
     product_of: dict[str, str] = {}
-    for pid, listing in _listed(conn, ws, ids).items():
-        found[pid] = Shelved(
-            pid, listing.name, listing.category, listing.raw_translations, listing.raw_attributes
-        )
-        for sku in listing.skus:
+    for pid, (_expires, name, category, translations, attributes, *skus) in _listed(
+        conn, ws, ids
+    ).items():
+        found[pid] = Shelved(pid, name, category, translations, attributes)
+        for sku in skus:
             product_of[sku] = pid
     if product_of and locations:
         sql = _STOCK.format(table=levels.name, locations=", ".join("?" * len(locations)))
