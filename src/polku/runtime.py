@@ -178,7 +178,7 @@ class Runtime:
         if self.settings.pipeline == "thread":
             self.pipeline.start()
             if self.journeys is not None:
-                self.journeys.start()
+                self.journeys.start(sole=True)
         elif self.settings.pipeline == "process" and self._process is None:
             context = multiprocessing.get_context("spawn")
             wake_reader, wake_writer = context.Pipe(duplex=False)
@@ -479,7 +479,7 @@ def run_pipeline_process(
         threading.Thread(target=listen, args=(wake,), name="polku-wake", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     if runtime.journeys is not None:
-        runtime.journeys.start()
+        runtime.journeys.start(sole=True)
     try:
         pipeline.run_forever(idle_poll=0.02 if wake is None else 0.25)
     finally:

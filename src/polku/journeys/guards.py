@@ -36,7 +36,7 @@ __all__ = [
     "person_of",
 ]
 
-COUNTED: Final = ("queued", "held", "sending", "sent")
+COUNTED: Final = ("queued", "held", "claimed", "sending", "sent")
 """Send statuses that count towards the frequency caps."""
 
 

@@ -85,7 +85,14 @@ class JourneyRunner:
             self._wake.wait(self._tick)
             self._wake.clear()
 
-    def start(self) -> None:
+    def start(self, *, sole: bool = False) -> None:
+        """Run in the background; `sole`: no other process sends (the embedded mode), so
+        what a crashed predecessor left claimed or in flight is taken over at once."""
+        if sole:
+            try:
+                self.sender.recover()
+            except (OperationalError, Unavailable) as exc:
+                logger.warning("journeys could not recover sends: %s", describe_error(exc))
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="polku-journeys", daemon=True)

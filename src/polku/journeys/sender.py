@@ -12,11 +12,13 @@ process die mid-send), and for each one:
    minutes for a temporary failure, or ``failed``; and appends a ``Message Sent`` or
    ``Message Failed`` event for the profile's timeline, through the outbox.
 
-Idempotency: the row, keyed by its idempotency key, exists before the channel is called
-and says ``sending`` while it is called. A crash between the two leaves ``sending``; when
-its lease runs out the message is sent again *with the same key* (the SMTP Message-ID,
-the gateway's and the webhook's Idempotency-Key), which is what the far side
-deduplicates on. Everything that is not in flight at the moment of a crash is sent once.
+Idempotency: the row, keyed by its idempotency key, exists before the channel is called.
+A batch is first ``claimed`` (leased), and each message is marked ``sending``, committed,
+just before its channel is called, then ``sent``. A crash leaves claimed rows (never
+tried: sent normally once due again) and at most one ``sending`` row per sender thread:
+those are sent again *with the same key* (the SMTP Message-ID, the gateway's and the
+webhook's Idempotency-Key), which is what the far side deduplicates on. Everything not in
+flight at the moment of a crash is sent exactly once.
 
 A gift card step is a send too (channel ``giftcard``): issuing it is an action with effects
 outside the journey, so it goes through the same ledger, and the messages after it can
@@ -107,7 +109,7 @@ class Sender:
         with writing(self._backends.engine) as conn:
             query = (
                 select(sends)
-                .where(s.status.in_(("queued", "held", "sending")), s.due_at <= now)
+                .where(s.status.in_(("queued", "held", "claimed", "sending")), s.due_at <= now)
                 .order_by(s.due_at, s.created_at, s.send_id)
                 .limit(limit)
             )
@@ -119,7 +121,7 @@ class Sender:
             conn.execute(
                 update(sends)
                 .where(s.send_id.in_([r["send_id"] for r in rows]))
-                .values(status="sending", due_at=now + LEASE_MS, attempts=s.attempts + 1)
+                .values(status="claimed", due_at=now + LEASE_MS, attempts=s.attempts + 1)
             )
             jobs = []
             for row in rows:
@@ -246,8 +248,35 @@ class Sender:
             unsubscribe_url=unsubscribe,
             secret=str(job.step.options.get("secret") or self._channels.secret),
         )
+        if not self._mark_sending(row["send_id"]):
+            return  # another process took it over (its lease ran out): it sends it
         result = self._channels.get(channel).send(message)
         self._settle(job, result, to=to, subject=subject)
+
+    def _mark_sending(self, send_id: str) -> bool:
+        """Record, committed, that the channel is about to be called: from here on a crash
+        leaves the message "maybe sent" (resent with the same key), never "not sent"."""
+        s = sends.c
+        with writing(self._backends.engine) as conn:
+            done = conn.execute(
+                update(sends)
+                .where(s.send_id == send_id, s.status == "claimed")
+                .values(status="sending")
+            )
+            return bool(done.rowcount)
+
+    def recover(self) -> int:
+        """After a restart of the only sender (the embedded mode): what the dead process had
+        claimed is due again at once, instead of when its lease runs out; what it was
+        sending is resent with the same idempotency key."""
+        s = sends.c
+        with writing(self._backends.engine) as conn:
+            done = conn.execute(
+                update(sends)
+                .where(s.status.in_(("claimed", "sending")))
+                .values(status="queued", due_at=self._clock.now_ms())
+            )
+            return int(done.rowcount or 0)
 
     # -- settling -------------------------------------------------------------------------
 
@@ -340,6 +369,20 @@ class Sender:
         if job.enrollment.arm != "journey":
             self._drop(job, job.enrollment.arm, now)
             return
+        if row["status"] == "sending":
+            # The process that was issuing it died: the card may exist, and its code was
+            # shown only to that process. Money is issued at most once: ask a person.
+            self._settle(
+                job,
+                SendResult(
+                    ok=False,
+                    error="in doubt after a restart: look for "
+                    f"a gift card noted 'journey send {row['send_id']}'",
+                ),
+            )
+            return
+        if not self._mark_sending(row["send_id"]):
+            return
         options = job.step.options
         days = int(options.get("valid_days", 365))
         try:
@@ -352,7 +395,7 @@ class Sender:
                 expires_at=datetime.now(UTC) + timedelta(days=days),
                 profile_id=row["profile_id"],
                 identity=self._identity,
-                note=f"journey {row['journey_key']} step {row['step_id']}",
+                note=f"journey send {row['send_id']}"[:500],
             )
         except PolkuError as exc:
             self._settle(job, SendResult(ok=False, error=exc.message))

@@ -105,7 +105,9 @@ sends = Table(
     Column("profile_id", String(64), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("purpose", String(40), nullable=False),
-    Column("status", String(16), nullable=False),  # queued, held, sending, sent, failed, dropped
+    Column(
+        "status", String(16), nullable=False
+    ),  # queued, held, claimed, sending, sent, failed, dropped
     Column("reason", String(60), nullable=True),
     Column("due_at", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False),
