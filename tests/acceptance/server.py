@@ -11,6 +11,7 @@ test modules elsewhere import the root conftest by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -46,8 +47,16 @@ class PolkuServer:
     its output at the first start and kept across restarts.
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, *, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.log_path = log_path
         self.database_url = database_url
         self.port = free_port()
@@ -92,6 +101,7 @@ class PolkuServer:
         # Only what the command line says: no POLKU_* setting of the developer's shell.
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLKU_")}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)  # what the test sets on purpose
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"$ {' '.join(command)}\n".encode())
         self._log_file.flush()
@@ -127,8 +137,22 @@ class PolkuServer:
             raise RuntimeError(f"polku serve printed no write key and admin token:\n{output}")
         self.write_key, self.admin_token = key.group(1), token.group(1)
 
-    def kill(self) -> None:
-        """SIGKILL: the process gets no chance to flush or shut down."""
+    def children(self) -> list[int]:
+        """The server's child processes (the pipeline's, in the embedded mode)."""
+        if self.process is None:
+            return []
+        found: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            found += [int(pid) for pid in task.read_text().split()]
+        return found
+
+    def kill(self, *, children: bool = False) -> None:
+        """SIGKILL: the process gets no chance to flush or shut down; with `children`, its
+        pipeline process dies the same instant (else it notices its parent is gone)."""
+        if children:
+            for pid in self.children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
@@ -160,9 +184,11 @@ def polku_servers(tmp_path: Path) -> Iterator[Callable[..., PolkuServer]]:
     """
     servers: list[PolkuServer] = []
 
-    def start(database_url: str | None = None) -> PolkuServer:
+    def start(database_url: str | None = None, env: dict[str, str] | None = None) -> PolkuServer:
         name = f"server{len(servers) + 1}"
-        server = PolkuServer(tmp_path / name, tmp_path / f"{name}.log", database_url=database_url)
+        server = PolkuServer(
+            tmp_path / name, tmp_path / f"{name}.log", database_url=database_url, env=env
+        )
         servers.append(server)
         server.start()
         return server
