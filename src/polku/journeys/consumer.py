@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, select
 
 from polku.events import LoggedEvent
 from polku.identity.identifiers import IdentityConfig
@@ -37,7 +37,7 @@ from polku.journeys.engine import (
     matches,
     select_enrollments,
 )
-from polku.journeys.queries import Live, live_journeys, version_of
+from polku.journeys.queries import Live, live_journeys
 from polku.journeys.segments import Segment, evaluate_member, segments_of
 from polku.journeys.tables import enrollments, trace
 from polku.pipeline.consumer import Apply
@@ -99,6 +99,8 @@ class JourneysConsumer:
                 {(e.workspace_id, owner[e.offset]) for e in relevant if e.offset in owner}
             )
             open_ = self._open(conn, people, now)
+            for ws in workspaces:
+                work.preload(ws, [p for w, p in people if w == ws])
             triggered = _signals_of(conn, [e.offset for e in relevant])
             for event in relevant:
                 profile = owner.get(event.offset)
@@ -158,8 +160,8 @@ class JourneysConsumer:
     def _open(
         self, conn: Connection, people: Sequence[tuple[str, str]], now: int
     ) -> defaultdict[tuple[str, str], list[Enrollment]]:
-        """Each person's enrollments that an event may still change: active ones, and
-        finished ones whose goal window may still be open."""
+        """Each person's enrollments, newest first: the open ones an event may change, and
+        the rest for the entry rules (one query per 500 people, not one per trigger)."""
         found: defaultdict[tuple[str, str], list[Enrollment]] = defaultdict(list)
         by_ws: defaultdict[str, list[str]] = defaultdict(list)
         for ws, profile in people:
@@ -172,10 +174,6 @@ class JourneysConsumer:
                     .where(
                         e.workspace_id == ws,
                         e.profile_id.in_(profiles[start : start + 500]),
-                        or_(
-                            e.status == "active",
-                            (e.goal_at.is_(None)) & (e.entered_at > now - _GOAL_LOOKBACK_MS),
-                        ),
                     )
                     .order_by(e.entered_at.desc())
                 ).all()
@@ -219,7 +217,11 @@ class JourneysConsumer:
         at = event.timestamp
         facts_event = _event_facts(message)
         for enrollment in list(mine):
-            journey = version_of(work.conn, ws, enrollment.journey_key, enrollment.version)
+            if enrollment.status != "active" and (
+                enrollment.goal_at is not None or enrollment.entered_at < now - _GOAL_LOOKBACK_MS
+            ):
+                continue
+            journey = work.journey(ws, enrollment.journey_key, enrollment.version)
             if journey is None:
                 continue
             facts = work.facts(ws, profile, event=facts_event, enrollment=enrollment)
@@ -292,12 +294,11 @@ class JourneysConsumer:
                     conditions=seen,
                 )
                 continue
-            history = self._history(work.conn, ws, profile, live.journey.key) + [
-                e
-                for e in work.touched.values()
-                if e.new and e.journey_key == live.journey.key and e.profile_id == profile
-            ]
-            history.sort(key=lambda e: e.entered_at, reverse=True)
+            history = sorted(
+                (e for e in mine if e.journey_key == live.journey.key),
+                key=lambda e: e.entered_at,
+                reverse=True,
+            )
             work.note(
                 ws,
                 profile,
@@ -351,10 +352,11 @@ class JourneysConsumer:
                     min_score=trigger.min_score,
                 )
                 continue
-            history = self._history(work.conn, ws, profile, live.journey.key) + [
-                e for e in mine if e.new and e.journey_key == live.journey.key
-            ]
-            history.sort(key=lambda e: e.entered_at, reverse=True)
+            history = sorted(
+                (e for e in mine if e.journey_key == live.journey.key),
+                key=lambda e: e.entered_at,
+                reverse=True,
+            )
             work.note(
                 ws,
                 profile,

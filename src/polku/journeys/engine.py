@@ -46,10 +46,11 @@ from polku.journeys.definition import (
     WaitUntil,
 )
 from polku.journeys.tables import enrollments, sends, trace
+from polku.journeys.versions import version_of as _version_of
 from polku.log.outbox import stage
 from polku.signals.candidates import Candidate, Reason
 from polku.signals.routing import route
-from polku.storage.bulk import fetch_in, fetch_rows
+from polku.storage.bulk import fetch_in, fetch_rows, insert_rows, update_rows
 
 __all__ = [
     "Enrollment",
@@ -69,6 +70,7 @@ logger = logging.getLogger(__name__)
 _DAY_MS: Final = 86_400_000
 _MAX_STEPS: Final = 200  # per advance: a journey is checked for loops without waits
 _COLUMNS: Final = tuple(c.name for c in enrollments.columns)
+_CHANGING: Final = tuple(c for c in _COLUMNS if c != "enrollment_id")
 
 
 def event_name(message: Mapping[str, Any]) -> str:
@@ -180,6 +182,7 @@ class Work:
     events: list[NewEvent] = field(default_factory=list)
     alerts: list[tuple[Candidate, str]] = field(default_factory=list)
     now_ms: int = 0  # the time `days_since_*` facts are measured at
+    versions: dict[tuple[str, str, int], Journey | None] = field(default_factory=dict)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -194,6 +197,20 @@ class Work:
         if key not in self.people:
             self.people[key] = guards.person_of(self.conn, workspace_id, profile_id)
         return self.people[key]
+
+    def preload(self, workspace_id: str, profile_ids: Sequence[str]) -> None:
+        """Read the people a batch will need in one query instead of one each."""
+        missing = [p for p in profile_ids if (workspace_id, p) not in self.people]
+        if missing:
+            for profile_id, person in guards.people_of(self.conn, workspace_id, missing).items():
+                self.people[(workspace_id, profile_id)] = person
+
+    def journey(self, workspace_id: str, key: str, version: int) -> Journey | None:
+        """A version of a journey, read once per batch (versions never change)."""
+        cache_key = (workspace_id, key, version)
+        if cache_key not in self.versions:
+            self.versions[cache_key] = _version_of(self.conn, workspace_id, key, version)
+        return self.versions[cache_key]
 
     def cart(self, workspace_id: str, profile_id: str) -> dict[str, Any] | None:
         key = (workspace_id, profile_id)
@@ -224,7 +241,11 @@ class Work:
             if found is None:
                 return None
             facts = found.facts()
-            first, last = order_dates(self.conn, workspace_id, found.profile_id)
+            first, last = (
+                order_dates(self.conn, workspace_id, found.profile_id)
+                if found.order_count
+                else (None, None)
+            )
             now = self.now_ms
             facts["first_order_at"], facts["last_order_at"] = first, last
             facts["days_since_last_order"] = None if last is None else (now - last) // _DAY_MS
@@ -847,13 +868,17 @@ class Work:
                 )
                 fresh = [r for r in fresh if (r["enrollment_id"],) not in existing]
                 if fresh:
-                    conn.execute(enrollments.insert(), fresh)
-            for enrollment in known:
-                values = enrollment.row()
-                conn.execute(
-                    enrollments.update()
-                    .where(enrollments.c.enrollment_id == values.pop("enrollment_id"))
-                    .values(**values)
+                    insert_rows(
+                        conn, enrollments, _COLUMNS, [tuple(r[c] for c in _COLUMNS) for r in fresh]
+                    )
+            if known:
+                rows = [enrollment.row() for enrollment in known]
+                update_rows(
+                    conn,
+                    enrollments,
+                    "enrollment_id",
+                    _CHANGING,
+                    [(*(row[name] for name in _CHANGING), row["enrollment_id"]) for row in rows],
                 )
             for enrollment in self.touched.values():
                 enrollment.new = False
@@ -868,10 +893,12 @@ class Work:
             )
             rows = [r for r in self.send_rows if (r["send_id"],) not in existing]
             if rows:
-                conn.execute(sends.insert(), rows)
+                names = tuple(rows[0])
+                insert_rows(conn, sends, names, [tuple(r[c] for c in names) for r in rows])
             self.send_rows.clear()
         if self.trace_rows:
-            conn.execute(trace.insert(), self.trace_rows)
+            names = tuple(self.trace_rows[0])
+            insert_rows(conn, trace, names, [tuple(r[c] for c in names) for r in self.trace_rows])
             self.trace_rows.clear()
         if self.alerts:
             for candidate, to in self.alerts:

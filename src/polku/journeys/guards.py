@@ -11,6 +11,7 @@ check's answer goes into the decision trace, so "why didn't she get it?" is one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,6 +25,7 @@ from polku.journeys.tables import sends
 from polku.profiles.queries import resolve
 from polku.profiles.tables import profiles
 from polku.signals.queries import is_suppressed
+from polku.storage.bulk import fetch_in
 
 __all__ = [
     "COUNTED",
@@ -33,6 +35,7 @@ __all__ = [
     "consent_for",
     "local_zone",
     "next_time_of_day",
+    "people_of",
     "person_of",
 ]
 
@@ -111,6 +114,43 @@ def person_of(conn: Connection, workspace_id: str, profile_id: str) -> Person | 
         first_seen=int(row.first_seen),
         last_seen=int(row.last_seen),
     )
+
+
+def people_of(
+    conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+) -> dict[str, Person | None]:
+    """`person_of` for many profiles in one query (those merged away are read one by one)."""
+    found: dict[str, Person | None] = {}
+    wanted = sorted(set(profile_ids))
+    for start in range(0, len(wanted), 500):
+        rows = fetch_in(
+            conn,
+            "SELECT profile_id, merged_into, traits, consent, channels, email, phone, "
+            "order_count, event_count, first_seen, last_seen FROM profiles "
+            "WHERE workspace_id = ? AND profile_id IN (?*)",
+            wanted[start : start + 500],
+            (workspace_id,),
+        )
+        for row in rows:
+            if row[1] is not None:
+                continue
+            traits = orjson.loads(row[2])
+            found[str(row[0])] = Person(
+                profile_id=str(row[0]),
+                traits=traits,
+                consent=orjson.loads(row[3]),
+                channels=orjson.loads(row[4]),
+                email=row[5] or _text(traits.get("email")),
+                phone=row[6] or _text(traits.get("phone")),
+                order_count=int(row[7]),
+                event_count=int(row[8]),
+                first_seen=int(row[9]),
+                last_seen=int(row[10]),
+            )
+    for profile_id in wanted:
+        if profile_id not in found:
+            found[profile_id] = person_of(conn, workspace_id, profile_id)
+    return found
 
 
 def _text(value: Any) -> str | None:

@@ -8,7 +8,6 @@ read from the database on every call.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ import orjson
 from sqlalchemy import Connection, and_, func, select
 
 from polku.errors import NotFound
-from polku.journeys.definition import Journey, parse_journey
+from polku.journeys.definition import Journey
 from polku.journeys.engine import Enrollment, event_counts, select_enrollments
 from polku.journeys.tables import enrollments, journey_states, journey_versions, sends, trace
+from polku.journeys.versions import parsed, version_of
 from polku.profiles.queries import resolve
 from polku.profiles.tables import profiles
 
@@ -48,16 +48,6 @@ class Live:
     version: int
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse(document: str) -> Journey:
-    return parse_journey(orjson.loads(document))
-
-
-def parsed(document: str) -> Journey:
-    """A stored document as a `Journey` (it was checked when it was saved)."""
-    return _parse(document)
-
-
 def live_journeys(conn: Connection, workspace_id: str) -> list[Live]:
     """The enabled journeys of the workspace, each at the version new entrants start on."""
     v, s = journey_versions.c, journey_states.c
@@ -75,16 +65,6 @@ def live_journeys(conn: Connection, workspace_id: str) -> list[Live]:
         .order_by(v.journey_key)
     ).all()
     return [Live(parsed(row.document), int(row.version)) for row in rows]
-
-
-def version_of(conn: Connection, workspace_id: str, key: str, version: int) -> Journey | None:
-    v = journey_versions.c
-    document = conn.execute(
-        select(v.document).where(
-            v.workspace_id == workspace_id, v.journey_key == key, v.version == version
-        )
-    ).scalar()
-    return None if document is None else parsed(document)
 
 
 def _unknown(key: str) -> NotFound:

@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 from polku.identity.identifiers import IdentityConfig
 from polku.journeys.clock import Clock
 from polku.journeys.engine import Enrollment, Work, select_enrollments
-from polku.journeys.queries import version_of
 from polku.journeys.tables import enrollments
 from polku.storage.engine import writing
 
@@ -49,10 +48,15 @@ def run_due(
         if not rows:
             return 0
         work = Work(conn, identity, partitions, now_ms=now)
-        for row in rows:
-            enrollment = Enrollment.from_row(row)
-            journey = version_of(
-                conn, enrollment.workspace_id, enrollment.journey_key, enrollment.version
+        due = [Enrollment.from_row(row) for row in rows]
+        by_ws: dict[str, list[str]] = {}
+        for enrollment in due:
+            by_ws.setdefault(enrollment.workspace_id, []).append(enrollment.profile_id)
+        for ws, profiles in by_ws.items():
+            work.preload(ws, profiles)
+        for enrollment in due:
+            journey = work.journey(
+                enrollment.workspace_id, enrollment.journey_key, enrollment.version
             )
             if journey is None or enrollment.step_id is None:
                 work.finish(enrollment, now, "exited", "journey_version_missing")
