@@ -12,7 +12,7 @@ import click
 from polku import __version__
 from polku.errors import PolkuError
 from polku.ops.logs import configure_logging
-from polku.settings import SETTINGS, Settings, SettingsError, load
+from polku.settings import SETTINGS, Secret, Settings, SettingsError, load
 from polku.signals.cli import signals
 
 __all__ = ["main"]
@@ -348,11 +348,20 @@ def demo(
     from polku.access.actions import create_admin_token
     from polku.app import create_app
     from polku.demo.feed import feed_shoppers
+    from polku.demo.journeys import enable_journeys
+    from polku.demo.mailbox import DemoMailbox
     from polku.demo.store import curl_examples, ensure_write_key, seed_demo_store
     from polku.runtime import Runtime
     from polku.storage.engine import writing
 
     settings = _settings(ctx, **options)
+    mailbox: DemoMailbox | None = None
+    if not settings.smtp_url.reveal():  # journeys' email goes to a mailbox on this machine
+        mailbox = DemoMailbox(settings.data_dir.resolve() / "demo-mail")
+        mailbox.start()
+        settings = settings.replace(smtp_url=Secret(mailbox.url))
+    # The simulated shoppers live faster than real time: journeys follow their clock.
+    settings = settings.replace(journeys_clock="events")
     runtime = Runtime.open(settings)
     with writing(runtime.engine) as conn:
         key = ensure_write_key(conn, "demo", "demo-simulator")
@@ -365,6 +374,7 @@ def demo(
     except PolkuError as exc:
         runtime.close()
         raise _failed(exc) from exc
+    journeys = enable_journeys(runtime.engine, "demo")
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Polku demo on {url}  (database: {_where(settings)})")
     click.echo(f"  write key:    {key}")
@@ -396,6 +406,19 @@ def demo(
         f"  Kamppi's store queue, live: curl -N -H 'Authorization: Bearer {token.token}' "
         f"'{url}/v1/signals/live?queue=store:store-hki-kamppi'"
     )
+    click.echo(
+        f"  journeys:      {len(journeys)} ready-made journeys enabled, on the shoppers' "
+        f"clock: curl -H 'Authorization: Bearer {token.token}' {url}/v1/journeys"
+    )
+    click.echo(
+        f"  why (not) sent: curl -H 'Authorization: Bearer {token.token}' "
+        f"'{url}/v1/journeys/abandoned-cart/trace?profile=<profile_id>'"
+    )
+    if mailbox is not None:
+        click.echo(
+            f"  email sent:    {mailbox.folder}/index.txt lists every message; "
+            "each is an .eml file beside it"
+        )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, runtime),
@@ -428,6 +451,8 @@ def demo(
     finally:
         stop.set()
         runtime.close()
+        if mailbox is not None:
+            mailbox.stop()
 
 
 @main.command("settings")

@@ -40,7 +40,7 @@ from polku.errors import PolkuError, Unavailable
 from polku.gctune import tune_for_throughput
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.projection import IdentityConsumer
-from polku.journeys.clock import Clock, SystemClock
+from polku.journeys.clock import Clock, FollowingClock, SystemClock
 from polku.journeys.consumer import JourneysConsumer
 from polku.journeys.runner import JourneyRunner
 from polku.journeys.sender import Sender
@@ -100,7 +100,9 @@ class Runtime:
         """The parts for `settings`: the embedded mode (log in the database, pipeline here),
         or with a NATS log URL the production API mode (log in JetStream, no pipeline).
         `clock` and `channels` replace the wall clock and the configured channels (tests)."""
-        clock = clock or SystemClock()
+        clock = clock or (
+            FollowingClock() if settings.journeys_clock == "events" else SystemClock()
+        )
         engine = make_engine(settings)
         identity = IdentityConfig(
             default_region=settings.phone_region, shared_devices=settings.shared_devices

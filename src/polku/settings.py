@@ -267,6 +267,14 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "journeys_clock",
+        "wall",
+        "What time it is for journeys' timers and sends: `wall` (the machine's clock), or "
+        "`events` (the newest event's time when that is later: `polku demo` uses it, as its "
+        "simulated shoppers live faster than real time).",
+        _choice("wall", "events"),
+    ),
+    Setting(
         "log_format",
         "text",
         "How every polku command logs to stderr: `text` (one readable line, for a terminal) "
@@ -317,6 +325,7 @@ class Settings:
     sms_sender: str = "Polku"
     channel_secret: Secret = field(default_factory=lambda: Secret(""))
     journeys_tick: float = 0.1
+    journeys_clock: str = "wall"
 
     @classmethod
     def build(cls, **values: Any) -> Settings:

@@ -58,6 +58,18 @@ def test_demo_prints_keys_and_urls_and_profiles_form(tmp_path: Path) -> None:
             profile = httpx.get(f"{base}/v1/profiles/{person['profile_id']}", headers=headers)
             channels.update(profile.json()["channels"])
         assert {"web", "store"} <= channels
+        # The ready-made journeys run on the shoppers: their email lands in the demo mailbox.
+        assert "ready-made journeys enabled" in output
+        index = tmp_path / "demo-mail" / "index.txt"
+        deadline = time.monotonic() + 30
+        while not index.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert index.exists(), "no journey email reached the demo mailbox"
+        first = index.read_text("utf-8").splitlines()[0]
+        assert "@" in first and ".eml" in first
+        journeys = httpx.get(f"{base}/v1/journeys", headers=headers).json()["journeys"]
+        assert {j["key"] for j in journeys} >= {"abandoned-cart", "order-thanks", "birthday"}
+        assert all(j["enabled"] for j in journeys)
         rejected = httpx.get(f"{base}/v1/debugger/rejections", headers=headers).json()
         assert all(r["code"] for r in rejected["rejections"])
         # Buying signals fire from the shoppers, some routed to a store's staff queue with

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 
@@ -47,7 +48,8 @@ def feed_shoppers(
     while not ready():
         if stop.wait(0.05):
             return 0
-    simulator = ShopperSimulator(seed=seed)
+    # Simulated time starts now, so the journeys treat the shoppers as live, not a backfill.
+    simulator = ShopperSimulator(seed=seed, start=datetime.now(UTC))
     sent = rejected = 0
     started = time.monotonic()
     last_report = started

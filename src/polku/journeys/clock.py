@@ -11,16 +11,40 @@ import threading
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "FollowingClock", "ManualClock", "SystemClock"]
 
 
 class Clock(Protocol):
     def now_ms(self) -> int: ...
 
+    def saw(self, at_ms: int) -> None:
+        """The journeys consumer reports the newest event time of each batch."""
+
 
 class SystemClock:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
+
+    def saw(self, at_ms: int) -> None:
+        pass
+
+
+class FollowingClock:
+    """The wall clock, or the newest event's time when that is later: for simulated data
+    whose time runs faster than real time (`polku demo`), so that its waits end and its
+    messages go out in its own time. Per process: set by the consumer running there."""
+
+    def __init__(self) -> None:
+        self._newest = 0
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return max(int(time.time() * 1000), self._newest)
+
+    def saw(self, at_ms: int) -> None:
+        with self._lock:
+            self._newest = max(self._newest, at_ms)
 
 
 class ManualClock:
@@ -33,6 +57,9 @@ class ManualClock:
     def now_ms(self) -> int:
         with self._lock:
             return self._now
+
+    def saw(self, at_ms: int) -> None:
+        pass
 
     def advance(
         self, *, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0

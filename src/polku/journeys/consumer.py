@@ -79,6 +79,7 @@ class JourneysConsumer:
         stocked = [e for e in events if e.event in stock.EVENTS]
         if not relevant and not stocked:
             return
+        self.clock.saw(max(e.timestamp for e in (*relevant, *stocked)))
         workspaces = {e.workspace_id for e in (*relevant, *stocked)}
         library = {ws: live_journeys(conn, ws) for ws in workspaces}
         saved = {ws: segments_of(conn, ws) for ws in workspaces}
