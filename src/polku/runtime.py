@@ -154,7 +154,13 @@ class Runtime:
                 engine,
                 identity,
                 clock,
-                Sender(runtime, channels or Channels.from_settings(settings), clock, identity),
+                Sender(
+                    runtime,
+                    channels or Channels.from_settings(settings),
+                    clock,
+                    identity,
+                    shop_url=settings.shop_url,
+                ),
                 tick=settings.journeys_tick,
             )
             pipeline.add_chore(Relay(engine, log).run_once)  # what a crash left in the outbox
@@ -400,7 +406,9 @@ def run_worker(settings: Settings, worker_id: str, *, ready: Callable[[Worker], 
         engine,
         identity,
         clock,
-        Sender(backends, Channels.from_settings(settings), clock, identity),
+        Sender(
+            backends, Channels.from_settings(settings), clock, identity, shop_url=settings.shop_url
+        ),
         tick=settings.journeys_tick,
         partitions=settings.partitions,
     )

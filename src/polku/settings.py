@@ -261,6 +261,12 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "shop_url",
+        "",
+        "The web shop's front page, for the links in journey messages that have no page of "
+        'their own ("back to the shop"). Empty: such links are left out.',
+    ),
+    Setting(
         "journeys_tick",
         0.1,
         "Seconds between the journey timer runs that take due waits and queued sends.",
@@ -325,6 +331,7 @@ class Settings:
     sms_sender: str = "Polku"
     channel_secret: Secret = field(default_factory=lambda: Secret(""))
     journeys_tick: float = 0.1
+    shop_url: str = ""
     journeys_clock: str = "wall"
 
     @classmethod

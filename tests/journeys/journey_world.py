@@ -64,8 +64,12 @@ class Gateway:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = orjson.loads(self.rfile.read(length))
+                raw = self.rfile.read(length)
+                body = orjson.loads(raw)
                 body["_idempotency_key"] = self.headers.get("Idempotency-Key")
+                body["_signature"] = self.headers.get("Polku-Signature")
+                body["_raw"] = raw
+                body["_path"] = self.path
                 received.append(body)
                 answer = orjson.dumps({"id": f"gw-{len(received)}"})
                 self.send_response(200)

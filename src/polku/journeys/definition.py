@@ -599,9 +599,9 @@ def _branches(raw: Any, where: str) -> tuple[tuple[float, str], ...]:
 
 
 _SEND_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
-    "email": frozenset({"template", "content", "purpose"}),
-    "sms": frozenset({"template", "content", "purpose"}),
-    "webhook": frozenset({"url", "secret", "template", "content", "purpose"}),
+    "email": frozenset({"template", "content", "purpose", "values"}),
+    "sms": frozenset({"template", "content", "purpose", "values"}),
+    "webhook": frozenset({"url", "secret", "template", "content", "purpose", "values"}),
     "alert": frozenset({"queue", "store", "note"}),
     "trait": frozenset({"traits"}),
     "coupon": frozenset({"percent", "amount", "currency", "valid_days", "prefix"}),

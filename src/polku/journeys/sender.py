@@ -89,12 +89,14 @@ class Sender:
         *,
         content: Content | None = None,
         workers: int = 4,
+        shop_url: str = "",
     ) -> None:
         self._backends = backends
         self._channels = channels
         self._clock = clock
         self._identity = identity
         self._content = content or Content()
+        self._shop_url = shop_url
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="polku-send")
         self._lock = threading.Lock()
 
@@ -124,9 +126,13 @@ class Sender:
                 .values(status="claimed", due_at=now + LEASE_MS, attempts=s.attempts + 1)
             )
             jobs = []
+            # One object per enrollment: a gift card issued for it shows in its next message.
+            loaded: dict[str, Enrollment | None] = {}
             for row in rows:
                 row["attempts"] = int(row["attempts"]) + 1
-                enrollment = _enrollment(conn, row["enrollment_id"])
+                if row["enrollment_id"] not in loaded:
+                    loaded[row["enrollment_id"]] = _enrollment(conn, row["enrollment_id"])
+                enrollment = loaded[row["enrollment_id"]]
                 journey = version_of(
                     conn, row["workspace_id"], row["journey_key"], int(row["version"])
                 )
@@ -194,7 +200,12 @@ class Sender:
             locale = person.locale if person else "en"
             holder = person.profile_id if person else profile
             links = Links(
-                self._channels.base_url, self._channels.secret, ws, holder, row["send_id"]
+                self._channels.base_url,
+                self._channels.secret,
+                ws,
+                holder,
+                row["send_id"],
+                shop_url=self._shop_url,
             )
             context = message_context(
                 conn,
@@ -205,8 +216,11 @@ class Sender:
                 links=links,
                 locale=locale,
                 coupon=job.enrollment.data.get("coupon"),
+                giftcard=job.enrollment.data.get("giftcard"),
                 purpose=row["purpose"],
                 channel=channel,
+                at=datetime.fromtimestamp(now / 1000, UTC),
+                extra=_values(job.step),
             )
         context = dict(context)
         for extra in ("coupon", "giftcard", "signal"):
@@ -445,6 +459,12 @@ class Sender:
         except InternalEventError:
             logger.exception("journeys: could not record %s for %s", name, row["send_id"])
             return None
+
+
+def _values(step: Send) -> dict[str, Any] | None:
+    """A step's own template values (`values:`, e.g. a survey link or a partner)."""
+    values = step.options.get("values")
+    return dict(values) if isinstance(values, dict) else None
 
 
 def _enrollment(conn: Connection, enrollment_id: str) -> Enrollment | None:
