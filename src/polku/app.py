@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from polku import __version__
+from polku.channels.api import router as channels_router
 from polku.collect.api import router as collect_router
 from polku.commerce.carts.api import router as carts_router
 from polku.commerce.catalog.api import router as catalog_router
@@ -22,6 +23,7 @@ from polku.commerce.returns.api import router as returns_router
 from polku.commerce.stock.api import router as stock_router
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
+from polku.journeys.api import router as journeys_router
 from polku.ops.api import router as ops_router
 from polku.ops.health import Readiness
 from polku.ops.middleware import MetricsMiddleware
@@ -105,6 +107,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "name": "signals",
                 "description": "Buying signals on queues: live feed, claims, outcomes, webhooks.",
             },
+            {
+                "name": "journeys",
+                "description": "Behaviour-triggered journeys: definitions, analytics, the "
+                "decision trace.",
+            },
         ],
     )
     if runtime is not None:
@@ -134,6 +141,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(returns_router)
     app.include_router(recommend_router)
     app.include_router(signals_router)
+    app.include_router(journeys_router)
+    app.include_router(channels_router)
 
     @app.get("/health", tags=["debugger"])
     def health() -> object:
