@@ -5,6 +5,7 @@ failure means for a retry (452, 550, a wrong password, a closed port)."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import ssl
 import subprocess
@@ -41,11 +42,25 @@ def mail(**fields: Any) -> Message:
     return Message(**values)
 
 
+_OPEN: list[EmailChannel] = []
+
+
 def channel(url: str, tmp_path: Path, **kwargs: Any) -> EmailChannel:
     settings = Settings.build(
         data_dir=tmp_path, smtp_url=url, smtp_from="Kauppa <kauppa@shop.example.fi>"
     )
-    return EmailChannel(settings, **kwargs)
+    made = EmailChannel(settings, **kwargs)
+    _OPEN.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """A connection left open shows up (a ResourceWarning) in the test that left it."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+    gc.collect()
 
 
 @pytest.fixture

@@ -9,22 +9,25 @@ the same message. A marketing message carries ``List-Unsubscribe`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058), which mail providers
 show as an unsubscribe button and which bulk senders must have.
 
-`send` blocks: it runs the SMTP conversation on an event loop of its own for each call, as
-the journeys' sender threads call it. SMTP's answer decides `retry`: a 4xx reply or no
-connection may work later, a 5xx will not.
+`send` blocks, as the journeys' sender threads call it: it runs the SMTP conversation on
+the channel's own event loop, in a thread of its own. SMTP's answer decides `retry`: a 4xx
+reply or no connection may work later, a 5xx will not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import re
 import ssl
+import threading
+from collections.abc import Coroutine
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -137,6 +140,40 @@ def _refused(exc: aiosmtplib.SMTPResponseException, what: str) -> SendResult:
     )
 
 
+class _Loop:
+    """One event loop on a daemon thread of its own, started on first use.
+
+    Every send of a channel runs on it, from whichever sender thread calls, so a closing
+    TLS connection finishes its close_notify exchange on a loop that keeps running (a
+    loop per call, ended with the call, would leave those sockets open).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, coro: Coroutine[Any, Any, str]) -> concurrent.futures.Future[str]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="polku-email", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+
 class EmailChannel:
     """Sends through the SMTP server of `settings.smtp_url`, from `settings.smtp_from`.
 
@@ -156,6 +193,11 @@ class EmailChannel:
         self._sender = settings.smtp_from
         self._timeout = timeout
         self._tls_context = tls_context
+        self._loop = _Loop()
+
+    def close(self) -> None:
+        """Stop the channel's event loop thread (a later send starts a new one)."""
+        self._loop.close()
 
     async def _send(self, target: SmtpTarget, mail: EmailMessage, to: str) -> str:
         client = aiosmtplib.SMTP(
@@ -174,8 +216,13 @@ class EmailChannel:
             _, answer = await client.send_message(
                 mail, sender=parseaddr(self._sender)[1] or None, recipients=[to]
             )
+            transport = client.transport  # the TLS one, after STARTTLS
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.quit()
+            if isinstance(transport, asyncio.Transport):
+                # The message is taken (250) and the session over (221): no need to wait
+                # for a close_notify the server may never send (asyncio would wait 30 s).
+                transport.abort()
             return answer
         finally:
             client.close()
@@ -201,7 +248,12 @@ class EmailChannel:
         except (ValueError, TypeError) as exc:  # email's header parser raises both
             return SendResult(ok=False, error=f"invalid_message: {exc}", retry=False)
         try:
-            answer = asyncio.run(self._send(target, mail, address))
+            future = self._loop.submit(self._send(target, mail, address))
+            try:  # aiosmtplib times out each step; this bounds the whole conversation
+                answer = future.result(timeout=self._timeout * 4)
+            except TimeoutError:
+                future.cancel()
+                raise
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients] or [550]
             temporary = all(400 <= code < 500 for code in codes)
