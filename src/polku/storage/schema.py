@@ -15,6 +15,7 @@ from polku.commerce.locations import tables as location_tables
 from polku.commerce.orders import tables as order_tables
 from polku.commerce.returns import tables as return_tables
 from polku.commerce.stock import tables as stock_tables
+from polku.console import tables as console_tables
 from polku.identity import tables as identity_tables
 from polku.journeys import tables as journey_tables
 from polku.log import tables as log_tables
@@ -31,6 +32,7 @@ _REGISTERED = (
     cart_tables,
     catalog_tables,
     collect_tables,
+    console_tables,
     giftcard_tables,
     identity_tables,
     journey_tables,
