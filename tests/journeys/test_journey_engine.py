@@ -124,3 +124,19 @@ def test_filters_exit_and_goal(world: World) -> None:
     stats = world.client.get("/v1/journeys/cart-reminder/stats", headers=world.admin).json()
     assert stats["arms"]["journey"]["goal_reached"] == 1
     assert stats["arms"]["journey"]["revenue_minor"] == 3000
+
+
+def test_a_replay_of_the_log_sends_nothing_again(world: World) -> None:
+    world.put_journey(REMINDER)
+    world.customer("u4", email_address="u4@example.fi", consent=CONSENT)
+    _added(world, "u4")
+    world.clock.advance(minutes=61)
+    world.wait_for_mail(1)
+    before = world.trace("cart-reminder", "u4")["enrollments"]
+    assert world.runtime.pipeline is not None
+    world.runtime.pipeline.replay()
+    world.clock.advance(hours=2)
+    world.run()
+    world.run()
+    assert len(world.mailbox.messages) == 1
+    assert world.trace("cart-reminder", "u4")["enrollments"] == before

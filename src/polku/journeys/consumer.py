@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 
 from polku.events import LoggedEvent
 from polku.identity.identifiers import IdentityConfig
@@ -39,7 +39,7 @@ from polku.journeys.engine import (
 )
 from polku.journeys.queries import Live, live_journeys
 from polku.journeys.segments import Segment, evaluate_member, segments_of
-from polku.journeys.tables import enrollments, trace
+from polku.journeys.tables import enrollments
 from polku.pipeline.consumer import Apply
 from polku.signals.tables import signals
 from polku.storage.bulk import fetch_in
@@ -63,9 +63,10 @@ class JourneysConsumer:
         self._partitions = partitions
 
     def reset(self, conn: Connection) -> None:
-        # The sends ledger stays: a replay must never send again what was sent.
-        conn.execute(delete(enrollments))
-        conn.execute(delete(trace))
+        """Nothing: enrollments are decisions already acted on (messages sent, coupons
+        issued), not a view to rebuild. A replay runs the log through them idempotently:
+        an event that enrolled someone before finds its enrollment, and an event older than
+        an enrollment's last step cannot move it (see `_event`)."""
 
     def prepare(
         self, conn: Connection, events: Sequence[LoggedEvent], *, shared: bool = False
@@ -226,7 +227,7 @@ class JourneysConsumer:
             if journey is None:
                 continue
             facts = work.facts(ws, profile, event=facts_event, enrollment=enrollment)
-            if enrollment.status == "active":
+            if enrollment.status == "active" and at >= enrollment.entered_at:
                 for exit_ in journey.exits:
                     held, seen = matches(exit_, message, facts)
                     if held:
@@ -270,7 +271,7 @@ class JourneysConsumer:
             if enrollment.status == "active" and enrollment.waiting == "event":
                 step = journey.step(enrollment.step_id or journey.first)
                 match = getattr(step, "match", None)
-                if match is not None and at <= (enrollment.due_at or at):
+                if match is not None and enrollment.updated_at <= at <= (enrollment.due_at or at):
                     held, _ = matches(match, message, facts)
                     if held:
                         enrollment.data["event"] = facts_event
