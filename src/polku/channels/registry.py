@@ -73,6 +73,13 @@ class Channels:
             hint="Send through email, sms or webhook.",
         )
 
+    def close(self) -> None:
+        """Stop what the channels run in the background (the email channel's loop thread)."""
+        for channel in (self.email, self.sms, self.webhook):
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
+
     def unsubscribe_url(
         self, workspace_id: str, profile_id: str, purpose: str, channel: str, locale: str = ""
     ) -> str:
