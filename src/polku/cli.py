@@ -1,4 +1,4 @@
-"""The `polku` command: serve, worker, migrate, replay, keys, demo, import."""
+"""The `polku` command: serve, worker, migrate, replay, keys, users, demo, import."""
 
 from __future__ import annotations
 
@@ -453,6 +453,135 @@ def demo(
         runtime.close()
         if mailbox is not None:
             mailbox.stop()
+
+
+@main.group()
+def users() -> None:
+    """Console users: create the first admin, list users, set a password (docs/console.md)."""
+
+
+def _password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, or asked twice without echo."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise click.UsageError("--password-stdin: standard input held no password.")
+        return line.rstrip("\r\n")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users.command("create")
+@database_option
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "marketer", "agent", "store_staff"]),
+    required=True,
+    help="What the user may do: admin, marketer, agent or store_staff.",
+)
+@click.option(
+    "--store",
+    "stores",
+    multiple=True,
+    help="A store (location id) a store_staff user works for; repeat for several.",
+)
+@click.option("--workspace", default="default", show_default=True, help="Workspace id.")
+@click.option(
+    "--locale",
+    type=click.Choice(["fi", "en"]),
+    default=None,
+    help="The console's language for the user (default: the browser's).",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def users_create(
+    ctx: click.Context,
+    /,
+    email: str,
+    role: str,
+    stores: tuple[str, ...],
+    workspace: str,
+    locale: str | None,
+    password_stdin: bool,
+    **options: Any,
+) -> None:
+    """Create a console user (the first admin: `polku users create EMAIL --role admin`)."""
+    from polku.access.actions import DEFAULT_WORKSPACE, ensure_default_workspace
+    from polku.console.actions import create_user
+    from polku.storage.engine import make_engine, writing
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    try:
+        upgrade(engine)
+        if workspace == DEFAULT_WORKSPACE:
+            with writing(engine) as conn:
+                created = ensure_default_workspace(conn)
+            if created is not None:  # shown once, as `polku serve` would have
+                key, token = created
+                click.echo("Created the default workspace on this fresh database:")
+                click.echo(f"  write key:   {key}")
+                click.echo(f"  admin token: {token.token}    (shown only now)")
+        user = create_user(
+            engine, workspace, email, role, _password(password_stdin), stores, locale
+        )
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        engine.dispose()
+    where = f" for {', '.join(user.stores)}" if user.stores else ""
+    click.echo(f"Created {user.role} {user.email}{where} in workspace {user.workspace_id}.")
+
+
+@users.command("list")
+@database_option
+@click.pass_context
+def users_list(ctx: click.Context, /, **options: Any) -> None:
+    """List console users: email, role, stores, workspace."""
+    from polku.console.queries import list_users
+    from polku.storage.engine import make_engine
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            found = list_users(conn)
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        engine.dispose()
+    if not found:
+        click.echo("No console users yet: create one with `polku users create EMAIL --role admin`.")
+    for user in found:
+        stores = ",".join(user.stores) or "-"
+        state = "active" if user.active else "inactive"
+        click.echo(f"  {user.email}  {user.role}  stores={stores}  {user.workspace_id}  {state}")
+
+
+@users.command("set-password")
+@database_option
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def users_set_password(
+    ctx: click.Context, /, email: str, password_stdin: bool, **options: Any
+) -> None:
+    """Set a user's password; their sessions end and a sign-in pause is lifted."""
+    from polku.console.actions import set_password
+    from polku.storage.engine import make_engine
+    from polku.storage.migrate import upgrade
+
+    engine = make_engine(_settings(ctx, **options))
+    try:
+        upgrade(engine)
+        user = set_password(engine, email, _password(password_stdin))
+    except PolkuError as exc:
+        raise _failed(exc) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"Password set for {user.email}; their sessions have ended.")
 
 
 @main.command("settings")
