@@ -191,3 +191,46 @@ def test_transactional_mail_needs_no_marketing_consent(world: World) -> None:
 def _ws(world: World) -> str:
     with world.runtime.engine.connect() as conn:
         return str(conn.execute(text("SELECT workspace_id FROM workspaces")).scalar())
+
+
+def test_delivery_reports_and_clicks_reach_the_trace_and_the_numbers(world: World) -> None:
+    assert world.gateway is not None
+    sms = {**SMS, "next": "mail"}
+    mail = {
+        "id": "mail",
+        "send": "email",
+        "purpose": "transactional",
+        "content": {
+            "en": {"subject": "Look", "text": "See {{ track('https://shop.example/p/1') }}"}
+        },
+    }
+    world.put_journey(_journey("nudge", sms, mail))
+    world.customer(
+        "f1",
+        phone="+358401234569",
+        email_address="f1@example.fi",
+        consent={"marketing": {"sms": True}},
+    )
+    _ping(world, "f1")
+    [message] = world.wait_for_mail(1)
+    [text] = world.gateway.received
+    report = world.client.post(
+        "/v1/channels/sms/reports",
+        json={"reference": text["reference"], "status": "delivered", "id": "gw-1"},
+        headers={"Authorization": "Bearer gateway-token"},
+    )
+    assert report.status_code in (200, 202), report.text
+    link = next(w for w in message.get_body(("plain",)).get_content().split() if "/l/" in w)
+    clicked = world.client.get(link[link.index("/l/") :], follow_redirects=False)
+    assert clicked.status_code == 302 and clicked.headers["location"] == "https://shop.example/p/1"
+    world.run()
+    feedback = [
+        (d["step"], d["outcome"])
+        for d in world.trace("nudge", "f1")["decisions"]
+        if d["kind"] == "feedback"
+    ]
+    assert ("text", "delivered") in feedback and ("mail", "clicked") in feedback
+    stats = world.client.get("/v1/journeys/nudge/stats", headers=world.admin).json()
+    steps = {s["step"]: s for s in stats["steps"]}
+    assert steps["text"]["feedback"] == {"delivered": 1}
+    assert steps["mail"]["feedback"] == {"clicked": 1}

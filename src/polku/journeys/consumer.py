@@ -24,6 +24,7 @@ from typing import Any, Final
 import orjson
 from sqlalchemy import Connection, select
 
+from polku.channels.actions import CLICK_EVENT, REPORT_EVENT
 from polku.events import LoggedEvent
 from polku.identity.identifiers import IdentityConfig
 from polku.journeys import stock
@@ -39,7 +40,7 @@ from polku.journeys.engine import (
 )
 from polku.journeys.queries import Live, live_journeys
 from polku.journeys.segments import Segment, evaluate_member, segments_of
-from polku.journeys.tables import enrollments
+from polku.journeys.tables import enrollments, trace
 from polku.pipeline.consumer import Apply
 from polku.signals.tables import signals
 from polku.storage.bulk import fetch_in
@@ -49,6 +50,7 @@ __all__ = ["JourneysConsumer"]
 logger = logging.getLogger(__name__)
 
 _TYPES: Final = frozenset({"track", "page", "screen", "identify"})
+_FEEDBACK: Final = frozenset({REPORT_EVENT, CLICK_EVENT})
 _GOAL_LOOKBACK_MS: Final = 90 * 86_400_000
 
 
@@ -78,6 +80,9 @@ class JourneysConsumer:
     def apply(self, conn: Connection, events: Sequence[LoggedEvent]) -> None:
         relevant = [e for e in events if e.type in _TYPES]
         stocked = [e for e in events if e.event in stock.EVENTS]
+        feedback = [e for e in relevant if e.event in _FEEDBACK]
+        if feedback:
+            _feedback(conn, feedback)
         if not relevant and not stocked:
             return
         self.clock.saw(max(e.timestamp for e in (*relevant, *stocked)))
@@ -387,6 +392,50 @@ class JourneysConsumer:
             )
             if enrolled is not None:
                 mine.insert(0, enrolled)
+
+
+def _feedback(conn: Connection, events: Sequence[LoggedEvent]) -> None:
+    """What happened to messages after they left: the SMS gateway's delivery reports and
+    clicks on tracked links, noted in the decision trace of the send they are about."""
+    keys: dict[str, tuple[LoggedEvent, str]] = {}
+    for event in events:
+        props = event.message.get("properties") or {}
+        key = props.get("reference") if event.event == REPORT_EVENT else props.get("send_id")
+        if isinstance(key, str) and key:
+            outcome = "clicked" if event.event == CLICK_EVENT else str(props.get("status"))[:40]
+            keys[key] = (event, outcome)
+    if not keys:
+        return
+    rows = fetch_in(
+        conn,
+        "SELECT send_id, workspace_id, profile_id, journey_key, enrollment_id, step_id, channel "
+        "FROM journey_sends WHERE send_id IN (?*)",
+        sorted(keys),
+    )
+    notes = []
+    for send_id, ws, profile, key, enrollment, step, channel in rows:
+        event, outcome = keys[send_id]
+        if event.workspace_id != ws:
+            continue
+        props = event.message.get("properties") or {}
+        detail = {"send_id": send_id, "channel": channel, "event": event.message_id}
+        if event.event == CLICK_EVENT:
+            detail["url"] = props.get("url")
+        notes.append(
+            {
+                "workspace_id": ws,
+                "profile_id": profile,
+                "journey_key": key,
+                "enrollment_id": enrollment,
+                "at": event.timestamp,
+                "step_id": step,
+                "kind": "feedback",
+                "outcome": outcome,
+                "detail": orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode(),
+            }
+        )
+    if notes:
+        conn.execute(trace.insert(), notes)
 
 
 def _signals_of(conn: Connection, offsets: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

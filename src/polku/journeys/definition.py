@@ -653,6 +653,14 @@ def _send(
                     f"url {url!r} is not an http(s) URL.",
                     "Write url: https://crm.example.com/hooks/polku.",
                 )
+            secret = raw.get("secret")
+            if not isinstance(secret, str) or len(secret) < 16:
+                raise _fail(
+                    f"{where}.secret",
+                    "A webhook step needs its own signing secret of 16 characters or more.",
+                    "Write secret: a long random string the receiver also knows (it checks "
+                    "the Polku-Signature header with it).",
+                )
         elif template is None:
             raise _fail(
                 f"{where}.template",

@@ -238,7 +238,8 @@ def trace_of(
 def journey_stats(
     conn: Connection, workspace_id: str, key: str, *, since: int = 0
 ) -> dict[str, Any]:
-    """Per step: entered, waiting there now, exited there, and per arm: enrolled, goal
+    """Per step: entered, waiting there now, exited there, sends by status, delivery
+    reports and clicks; and per arm: enrolled, goal
     reached, conversion and attributed revenue; uplift of the journey over the holdout and
     the control group (conversion difference, in percentage points)."""
     e = enrollments.c
@@ -296,6 +297,18 @@ def journey_stats(
         .group_by(s.step_id, s.status)
     ):
         sent.setdefault(str(row[0]), {})[row[1]] = int(row[2])
+    feedback: dict[str, dict[str, int]] = {}
+    for row in conn.execute(
+        select(t.step_id, t.outcome, func.count())
+        .where(
+            t.workspace_id == workspace_id,
+            t.journey_key == key,
+            t.at >= since,
+            t.kind == "feedback",
+        )
+        .group_by(t.step_id, t.outcome)
+    ):
+        feedback.setdefault(str(row[0]), {})[row[1]] = int(row[2])
     uplift: dict[str, float] = {}
     treated = arms.get("journey")
     for other in ("holdout", "control"):
@@ -318,6 +331,7 @@ def journey_stats(
                 "waiting": waiting.get(step, 0),
                 "exited": exited.get(step, 0),
                 "sends": sent.get(step, {}),
+                "feedback": feedback.get(step, {}),  # delivery reports, clicks
             }
             for step in steps
         ],
