@@ -44,6 +44,7 @@ __all__ = [
     "NewSession",
     "TooManySignIns",
     "create_user",
+    "set_locale",
     "set_password",
     "sign_in",
     "sign_out",
@@ -325,4 +326,15 @@ def sign_out(engine: Engine, token: str) -> None:
             update(console_sessions)
             .where(s.token_hash == token_hash(token), s.ended_at.is_(None))
             .values(ended_at=_now())
+        )
+
+
+def set_locale(engine: Engine, user_id: str, locale: str | None) -> None:
+    """The user's console language (`fi`, `en`, or None to follow the browser)."""
+    checked = _locale(locale)
+    with translate_errors("saving the language"), writing(engine) as conn:
+        conn.execute(
+            update(console_users)
+            .where(console_users.c.user_id == user_id)
+            .values(locale=checked, updated_at=_now())
         )

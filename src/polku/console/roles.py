@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["AREAS", "ROLES", "allows", "signal_queues"]
+__all__ = ["AREAS", "ROLES", "allows", "may_see_queue", "signal_queues"]
 
 ROLES: Final = ("admin", "marketer", "agent", "store_staff")
 
@@ -40,3 +40,14 @@ def signal_queues(role: str, stores: Iterable[str], every_store: Iterable[str]) 
     if role == "admin":
         return ["agents", "automation", *(STORE_PREFIX + s for s in sorted(set(every_store)))]
     return []
+
+
+def may_see_queue(role: str, stores: Iterable[str], queue: str) -> bool:
+    """Whether `role` (working for `stores`) may see and work the signal queue `queue`."""
+    if role == "admin":
+        return True
+    if role == "agent":
+        return queue == "agents"
+    if role == "store_staff":
+        return queue.startswith(STORE_PREFIX) and queue[len(STORE_PREFIX) :] in set(stores)
+    return False
