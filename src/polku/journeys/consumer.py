@@ -301,34 +301,19 @@ class JourneysConsumer:
                     conditions=seen,
                 )
                 continue
-            history = sorted(
-                (e for e in mine if e.journey_key == live.journey.key),
-                key=lambda e: e.entered_at,
-                reverse=True,
-            )
-            work.note(
+            _enter(
+                work,
+                live,
                 ws,
                 profile,
-                live.journey.key,
-                at,
-                "trigger",
-                "matched",
-                event=event.message_id,
-                conditions=seen,
-            )
-            enrolled = work.enroll(
-                live.journey,
-                live.version,
-                ws,
-                profile,
+                mine,
                 trigger_id=event.message_id,
                 at=at,
                 data={"event": facts_event, "offset": event.offset, "products": _products(message)},
-                history=history,
-                now_ms=now,
+                now=now,
+                event=event.message_id,
+                conditions=seen,
             )
-            if enrolled is not None:
-                mine.insert(0, enrolled)
 
     def _signal(
         self,
@@ -359,26 +344,12 @@ class JourneysConsumer:
                     min_score=trigger.min_score,
                 )
                 continue
-            history = sorted(
-                (e for e in mine if e.journey_key == live.journey.key),
-                key=lambda e: e.entered_at,
-                reverse=True,
-            )
-            work.note(
+            _enter(
+                work,
+                live,
                 ws,
                 profile,
-                live.journey.key,
-                event.timestamp,
-                "trigger",
-                "matched",
-                signal=signal["id"],
-                signal_kind=signal["kind"],
-            )
-            enrolled = work.enroll(
-                live.journey,
-                live.version,
-                ws,
-                profile,
+                mine,
                 trigger_id=f"signal:{signal['id']}",
                 at=event.timestamp,
                 data={
@@ -387,11 +358,46 @@ class JourneysConsumer:
                     "offset": event.offset,
                     "products": signal["products"],
                 },
-                history=history,
-                now_ms=now,
+                now=now,
+                signal=signal["id"],
+                signal_kind=signal["kind"],
             )
-            if enrolled is not None:
-                mine.insert(0, enrolled)
+
+
+def _enter(
+    work: Work,
+    live: Live,
+    ws: str,
+    profile: str,
+    mine: list[Enrollment],
+    *,
+    trigger_id: str,
+    at: int,
+    data: dict[str, Any],
+    now: int,
+    **why: Any,
+) -> None:
+    """The trigger matched (`why` says how, for the trace): enroll, entry rules permitting,
+    with the person's earlier enrollments in the journey (`mine`, which gains the new one)."""
+    history = sorted(
+        (e for e in mine if e.journey_key == live.journey.key),
+        key=lambda e: e.entered_at,
+        reverse=True,
+    )
+    work.note(ws, profile, live.journey.key, at, "trigger", "matched", **why)
+    enrolled = work.enroll(
+        live.journey,
+        live.version,
+        ws,
+        profile,
+        trigger_id=trigger_id,
+        at=at,
+        data=data,
+        history=history,
+        now_ms=now,
+    )
+    if enrolled is not None:
+        mine.insert(0, enrolled)
 
 
 def _feedback(conn: Connection, events: Sequence[LoggedEvent]) -> None:

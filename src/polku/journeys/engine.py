@@ -25,12 +25,13 @@ from typing import Any, Final
 import orjson
 from sqlalchemy import Connection, select
 
+from polku.channels.queries import event_carrier
 from polku.collect.internal import InternalEventError, internal_event
 from polku.commerce.carts.owners import Shopper
 from polku.commerce.carts.queries import get_cart
+from polku.errors import Conflict, NotFound
 from polku.events import NewEvent, to_iso
 from polku.identity.identifiers import IdentityConfig
-from polku.identity.queries import profile_identifiers
 from polku.journeys import guards
 from polku.journeys.conditions import Facts, evaluate
 from polku.journeys.config import JourneyConfig, bucket, config_of
@@ -55,6 +56,7 @@ from polku.storage.bulk import fetch_in, fetch_rows, insert_rows, update_rows
 __all__ = [
     "Enrollment",
     "Work",
+    "carrier_of",
     "coupon_code",
     "enter_segment",
     "event_counts",
@@ -150,6 +152,19 @@ def order_dates(
         (workspace_id, profile_id),
     )[0]
     return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
+
+
+def carrier_of(
+    conn: Connection, workspace_id: str, profile_id: str, identity: IdentityConfig
+) -> dict[str, Any] | None:
+    """The userId (else anonymousId) an event recorded for the person carries, so identity
+    gives it to their profile (`polku.channels.queries.event_carrier`); None when they have
+    neither, and nothing can be recorded for them."""
+    try:
+        carrier = event_carrier(conn, workspace_id, profile_id, identity)
+    except (NotFound, Conflict):
+        return None
+    return None if "properties" in carrier else carrier
 
 
 def select_enrollments() -> Any:
@@ -795,13 +810,7 @@ class Work:
         return status, reason, checks
 
     def _carrier(self, ws: str, pid: str) -> dict[str, Any] | None:
-        held = profile_identifiers(self.conn, ws, pid, self.identity)
-        usable = {kind: [i.value for i in found if not i.shared] for kind, found in held.items()}
-        if usable.get("user_id"):
-            return {"userId": usable["user_id"][0]}
-        if usable.get("anonymous_id"):
-            return {"anonymousId": usable["anonymous_id"][0]}
-        return None
+        return carrier_of(self.conn, ws, pid, self.identity)
 
     def _record(
         self, ws: str, pid: str, name: str, key: str, at: int, properties: dict[str, Any]

@@ -43,14 +43,13 @@ from polku.collect.internal import InternalEventError, internal_event
 from polku.commerce.giftcards.actions import issue
 from polku.errors import PolkuError
 from polku.identity.identifiers import IdentityConfig
-from polku.identity.queries import profile_identifiers
 from polku.journeys import guards
 from polku.journeys.clock import Clock
 from polku.journeys.config import config_of
 from polku.journeys.content import Content
 from polku.journeys.context import Links, message_context
 from polku.journeys.definition import Send
-from polku.journeys.engine import Enrollment, select_enrollments
+from polku.journeys.engine import Enrollment, carrier_of, select_enrollments
 from polku.journeys.queries import version_of
 from polku.journeys.tables import enrollments, sends, trace
 from polku.log.outbox import Backends
@@ -438,13 +437,10 @@ class Sender:
     def _event(
         self, conn: Connection, row: dict[str, Any], name: str, at: int, properties: dict[str, Any]
     ) -> Any:
-        held = profile_identifiers(conn, row["workspace_id"], row["profile_id"], self._identity)
-        usable = {kind: [i.value for i in found if not i.shared] for kind, found in held.items()}
-        users, devices = usable.get("user_id") or [], usable.get("anonymous_id") or []
-        user = users[0] if users else None
-        anonymous = None if user else (devices[0] if devices else None)
-        if user is None and anonymous is None:
+        carrier = carrier_of(conn, row["workspace_id"], row["profile_id"], self._identity)
+        if carrier is None:
             return None
+        user, anonymous = carrier.get("userId"), carrier.get("anonymousId")
         try:
             return internal_event(
                 row["workspace_id"],
