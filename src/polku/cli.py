@@ -351,6 +351,7 @@ def demo(
     from polku.demo.journeys import enable_journeys
     from polku.demo.mailbox import DemoMailbox
     from polku.demo.store import curl_examples, ensure_write_key, seed_demo_store
+    from polku.demo.users import DEMO_PASSWORD, ensure_demo_users
     from polku.runtime import Runtime
     from polku.storage.engine import writing
 
@@ -375,6 +376,7 @@ def demo(
         runtime.close()
         raise _failed(exc) from exc
     journeys = enable_journeys(runtime.engine, "demo")
+    users = ensure_demo_users(runtime.engine, "demo")
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Polku demo on {url}  (database: {_where(settings)})")
     click.echo(f"  write key:    {key}")
@@ -419,6 +421,10 @@ def demo(
             f"  email sent:    {mailbox.folder}/index.txt lists every message; "
             "each is an .eml file beside it"
         )
+    click.echo(f"  console:       {url}/console/  (password for every demo user: {DEMO_PASSWORD})")
+    for role, email, stores in users:
+        where = f" ({', '.join(stores)})" if stores else ""
+        click.echo(f"    {role + ':':13} {email}{where}")
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, runtime),

@@ -60,6 +60,10 @@ def test_demo_prints_keys_and_urls_and_profiles_form(tmp_path: Path) -> None:
         assert {"web", "store"} <= channels
         # The ready-made journeys run on the shoppers: their email lands in the demo mailbox.
         assert "ready-made journeys enabled" in output
+        assert f"http://127.0.0.1:{port}/console/" in output
+        assert "store_staff:  kamppi@demo.pohjoisretki.fi (store-hki-kamppi)" in output
+        login = httpx.get(f"{base}/console/login")
+        assert login.status_code == 200
         index = tmp_path / "demo-mail" / "index.txt"
         deadline = time.monotonic() + 30
         while not index.exists() and time.monotonic() < deadline:
