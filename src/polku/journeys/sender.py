@@ -107,12 +107,13 @@ class Sender:
     def _take(self, limit: int) -> list[_Job]:
         now = self._clock.now_ms()
         s = sends.c
+        due = s.status.in_(("queued", "held", "claimed", "sending")), s.due_at <= now
+        with self._backends.engine.connect() as conn:  # an idle tick only reads
+            if conn.execute(select(s.send_id).where(*due).limit(1)).first() is None:
+                return []
         with writing(self._backends.engine) as conn:
             query = (
-                select(sends)
-                .where(s.status.in_(("queued", "held", "claimed", "sending")), s.due_at <= now)
-                .order_by(s.due_at, s.created_at, s.send_id)
-                .limit(limit)
+                select(sends).where(*due).order_by(s.due_at, s.created_at, s.send_id).limit(limit)
             )
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from polku.identity.identifiers import IdentityConfig
 from polku.journeys.clock import Clock
@@ -35,6 +35,14 @@ def run_due(
     """Move on every enrollment whose wait is over (up to `limit`); how many moved."""
     now = clock.now_ms()
     e = enrollments.c
+    # An idle tick only reads: on SQLite a write transaction every tick would make every
+    # other writer of the file queue behind it.
+    with engine.connect() as conn:
+        first = conn.execute(
+            select(e.enrollment_id).where(e.status == "active", e.due_at <= now).limit(1)
+        ).first()
+    if first is None:
+        return 0
     with writing(engine) as conn:
         query = (
             select_enrollments()
