@@ -60,6 +60,8 @@ class Gateway:
     def __init__(self) -> None:
         received: list[dict[str, Any]] = []
         self.received = received
+        self.refuse = 0  # answer this many posts with 503 first (a gateway having trouble)
+        gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -70,6 +72,12 @@ class Gateway:
                 body["_signature"] = self.headers.get("Polku-Signature")
                 body["_raw"] = raw
                 body["_path"] = self.path
+                if gateway.refuse > 0:
+                    gateway.refuse -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 received.append(body)
                 answer = orjson.dumps({"id": f"gw-{len(received)}"})
                 self.send_response(200)

@@ -234,3 +234,25 @@ def test_delivery_reports_and_clicks_reach_the_trace_and_the_numbers(world: Worl
     steps = {s["step"]: s for s in stats["steps"]}
     assert steps["text"]["feedback"] == {"delivered": 1}
     assert steps["mail"]["feedback"] == {"clicked": 1}
+
+
+def test_a_gateway_in_trouble_gets_the_message_again_later(world: World) -> None:
+    assert world.gateway is not None
+    world.gateway.refuse = 1
+    world.put_journey(_journey("nudge", SMS))
+    world.customer("g1", phone="+358401234570", consent={"marketing": {"sms": True}})
+    _ping(world, "g1")
+    world.run()
+    assert world.gateway.received == []
+    [send] = world.trace("nudge", "g1")["sends"]
+    assert send["status"] == "queued" and send["attempts"] == 1 and "503" in send["error"]
+    world.clock.advance(minutes=2)  # the first retry is due after a minute
+    world.run()
+    [sms] = world.gateway.received
+    [send] = world.trace("nudge", "g1")["sends"]
+    assert send["status"] == "sent" and send["attempts"] == 2
+    assert sms["_idempotency_key"] == send["send_id"]
+    outcomes = [
+        d["outcome"] for d in world.trace("nudge", "g1")["decisions"] if d["kind"] == "delivery"
+    ]
+    assert outcomes == ["retrying", "sent"]
