@@ -279,6 +279,9 @@ def test_an_unmerge_across_partitions_counts_every_event_once(production: Produc
     production.start_worker("w1")
     production.send(msg("page", anonymousId=first, name="Home"))
     production.send(*(msg("page", anonymousId=second, name=f"P{n}") for n in range(2)))
+    # Partitions run side by side: both devices must be profiles before the identifies,
+    # or the second identify may attach a device identity has not seen yet (no merge).
+    production.settle(events=3)
     production.send(msg("identify", userId=user, anonymousId=first))
     production.send(msg("identify", userId=user, anonymousId=second))  # merges the two
     production.settle(events=5)
