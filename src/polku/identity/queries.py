@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from sqlalchemy import Connection, or_, select
 
-from polku.errors import NotFound
+from polku.errors import Conflict, NotFound
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.tables import event_profiles, identifiers, merges, profile_ids
 from polku.log.tables import log_events
@@ -21,6 +21,7 @@ from polku.log.tables import log_events
 __all__ = [
     "KnownIdentifier",
     "MergeEntry",
+    "event_carrier",
     "event_profile",
     "get_merge",
     "merge_ledger",
@@ -175,3 +176,48 @@ def event_profile(conn: Connection, workspace_id: str, message_id: str) -> str |
         .join(log_events, log_events.c.offset == event_profiles.c.offset)
         .where(log_events.c.workspace_id == workspace_id, log_events.c.message_id == message_id)
     ).scalar()
+
+
+# Identifier types an event can carry in `properties` (polku.identity.identifiers).
+_PROPERTY_TYPES: Final = ("email", "phone", "loyalty_card", "pos_customer_id")
+
+
+def event_carrier(
+    conn: Connection,
+    workspace_id: str,
+    profile_id: str,
+    config: IdentityConfig,
+    *,
+    device: str,
+) -> dict[str, Any]:
+    """The identity fields of an event Polku records about `profile_id` (a consent change,
+    an unsubscribe, a message sent) that identity resolution gives to that profile: its
+    user id, else an anonymous id of it, else its strongest identifier that `properties`
+    can carry, with `device` as a shared device's browser id (so identity never makes that
+    id anyone's). Only identifiers the profile holds, so the event adds none.
+
+    Raises `NotFound` for an unknown profile, `Conflict` when no event could name it.
+    """
+    holder = resolve_profile(conn, workspace_id, profile_id)
+    if holder is None:
+        raise unknown_profile(profile_id)
+    held = profile_identifiers(conn, workspace_id, holder, config)
+    usable = {kind: [i.value for i in found if not i.shared] for kind, found in held.items()}
+    if usable.get("user_id"):
+        return {"userId": usable["user_id"][0]}
+    if usable.get("anonymous_id"):
+        return {"anonymousId": usable["anonymous_id"][0]}
+    for kind in held:  # strongest type first
+        if kind in _PROPERTY_TYPES and usable.get(kind):
+            return {
+                "anonymousId": device,
+                "context": {"device": {"shared": True}},
+                "properties": {kind: usable[kind][0]},
+            }
+    raise Conflict(
+        f"Profile {holder!r} has no identifier an event can carry (a user id, an anonymous "
+        "id, an email, a phone or a loyalty card).",
+        field="profile_id",
+        hint="Send the event from a system that knows one of the person's identifiers; "
+        "nothing can be recorded for this profile until one of its events names it.",
+    )

@@ -13,9 +13,9 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from polku.collect.validate import EventRejected, prepare
-from polku.errors import Conflict, InvalidField
+from polku.errors import InvalidField
 from polku.events import CHANNELS, NewEvent, Receipt
-from polku.identity.queries import profile_identifiers, resolve_profile, unknown_profile
+from polku.identity.queries import event_carrier
 from polku.profiles.queries import CONSENT_EVENT
 from polku.storage.engine import translate_errors
 
@@ -29,8 +29,6 @@ ALL_CHANNELS: Final = "*"
 
 _MAX_PURPOSE: Final = 100
 _MAX_SOURCE: Final = 200
-# Types an event can carry in `properties` (see polku.identity.identifiers._PROPERTY_KEYS).
-_PROPERTY_TYPES: Final = ("email", "phone", "loyalty_card", "pos_customer_id")
 # Stands in for the browser id an event must have when the profile has none. It is marked as
 # coming from a shared device, so identity resolution never attaches it to anyone.
 _CARRIER_ANONYMOUS_ID: Final = "polku-profile-action"
@@ -54,36 +52,12 @@ def _checked_text(value: object, name: str, limit: int) -> str:
 
 
 def _carrier(runtime: Runtime, workspace: str, profile_id: str) -> dict[str, Any]:
-    """The identity fields of an event that identity resolution gives to `profile_id`.
-
-    Uses the profile's user id when it has one, else an anonymous id of it, else its strongest
-    identifier that `properties` can carry (email, phone, loyalty card, till customer id).
-    Only identifiers the profile already holds are sent, so the event adds none to it.
-    """
+    """The identity fields of an event that identity resolution gives to `profile_id`
+    (`polku.identity.queries.event_carrier`)."""
     with translate_errors("reading the profile's identifiers"), runtime.engine.connect() as conn:
-        holder = resolve_profile(conn, workspace, profile_id)
-        if holder is None:
-            raise unknown_profile(profile_id)
-        held = profile_identifiers(conn, workspace, holder, runtime.identity)
-    usable = {kind: [i.value for i in found if not i.shared] for kind, found in held.items()}
-    if usable.get("user_id"):
-        return {"userId": usable["user_id"][0]}
-    if usable.get("anonymous_id"):
-        return {"anonymousId": usable["anonymous_id"][0]}
-    for kind in held:  # strongest type first
-        if kind in _PROPERTY_TYPES and usable.get(kind):
-            return {
-                "anonymousId": _CARRIER_ANONYMOUS_ID,
-                "context": {"device": {"shared": True}},
-                "properties": {kind: usable[kind][0]},
-            }
-    raise Conflict(
-        f"Profile {holder!r} has no identifier an event can carry (a user id, an anonymous "
-        "id, an email, a phone or a loyalty card).",
-        field="profile_id",
-        hint="Send the change as a Consent Updated track event from a system that knows "
-        "the person's id.",
-    )
+        return event_carrier(
+            conn, workspace, profile_id, runtime.identity, device=_CARRIER_ANONYMOUS_ID
+        )
 
 
 async def set_consent(
