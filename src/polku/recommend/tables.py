@@ -26,6 +26,13 @@ interactions = Table(
     Column("store_id", String(100), nullable=True),  # a till receipt's or pickup's store
 )
 Index("ix_recommend_interactions_workspace", interactions.c.workspace_id, interactions.c.offset)
+# Who viewed a product lately: the journeys' back-in-stock and price-drop triggers.
+Index(
+    "ix_recommend_interactions_product",
+    interactions.c.workspace_id,
+    interactions.c.product_id,
+    interactions.c.at,
+)
 
 transitions = Table(
     "recommend_transitions",
