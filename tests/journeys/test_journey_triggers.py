@@ -327,6 +327,24 @@ def test_bad_requests_get_a_code_and_the_field(world: World) -> None:
     )
     assert world.client.post("/v1/journeys/library/nope", headers=world.admin).status_code == 404
     assert world.client.get("/v1/journeys").status_code == 401
+    # As curl -d sends them: no JSON content type, still read as JSON.
+    plain = {**world.admin, "Content-Type": "application/x-www-form-urlencoded"}
+    saved = world.client.put(
+        "/v1/journeys/settings", content=b'{"holdout_percent": 10}', headers=plain
+    )
+    assert saved.status_code == 200 and saved.json()["holdout_percent"] == 10
+    bad = world.client.put(
+        "/v1/journeys/settings", content=b'{"holdout_percent": "x"}', headers=plain
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "holdout_percent"
+    bad = world.client.put("/v1/segments/s", content=b"[1]", headers=plain)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "body"
+    made = world.client.put(
+        "/v1/segments/s",
+        content=b'{"where": [{"field": "profile.order_count", "op": "gte", "value": 1}]}',
+        headers=plain,
+    )
+    assert made.status_code == 200, made.text
     installed = world.client.post("/v1/journeys/library/abandoned-cart", headers=world.admin)
     assert installed.status_code == 201, installed.text
     again = world.client.post("/v1/journeys/library/abandoned-cart", headers=world.admin)

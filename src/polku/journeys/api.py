@@ -31,6 +31,18 @@ Key = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$", description="The journey's key.
 _MAX_DOCUMENT = 256 * 1024
 
 
+async def _mapping(request: Request, what: str) -> dict[str, Any]:
+    """The body as a JSON (or YAML) object, whatever Content-Type the client sent."""
+    body = await _document(request)
+    if not isinstance(body, dict):
+        raise InvalidField(
+            f"{what} is a JSON object, not {type(body).__name__}.",
+            field="body",
+            hint="Send {...} with the keys docs/journeys.md lists.",
+        )
+    return body
+
+
 async def _document(request: Request) -> Any:
     body = await request.body()
     if len(body) > _MAX_DOCUMENT:
@@ -99,12 +111,16 @@ def get_settings(request: Request, workspace: AdminWorkspace) -> Response:
 
 
 @router.put("/v1/journeys/settings")
-def put_settings(request: Request, workspace: AdminWorkspace, body: dict[str, Any]) -> Response:
+async def put_settings(request: Request, workspace: AdminWorkspace) -> Response:
     """Replace the settings (missing keys get their defaults); 400 naming the field."""
-    config = parse_config(body)
+    config = parse_config(await _mapping(request, "The journey settings"))
     rt = runtime(request)
-    with translate_errors("saving journey settings"), writing(rt.engine) as conn:
-        actions.update_settings(conn, workspace, config)
+
+    def save() -> None:
+        with translate_errors("saving journey settings"), writing(rt.engine) as conn:
+            actions.update_settings(conn, workspace, config)
+
+    await asyncio.to_thread(save)
     return json_response(config_body(config))
 
 
@@ -278,12 +294,11 @@ def list_segments(request: Request, workspace: AdminWorkspace) -> Response:
 
 
 @router.put("/v1/segments/{key}", tags=["journeys"])
-def put_segment(
-    request: Request, workspace: AdminWorkspace, body: dict[str, Any], key: str = Key
-) -> Response:
+async def put_segment(request: Request, workspace: AdminWorkspace, key: str = Key) -> Response:
     """Save a segment: `{"name": ..., "where": [conditions over profile, counts, cart]}`.
     Members are evaluated as each person's profile changes (and every few minutes for
     conditions that count days)."""
+    body = await _mapping(request, "A segment")
     if body.get("key", key) != key:
         raise InvalidField(
             f"The body's key {body.get('key')!r} is not {key!r}.",
@@ -291,8 +306,12 @@ def put_segment(
             hint="PUT the segment to /v1/segments/<its key>.",
         )
     rt = runtime(request)
-    with translate_errors("saving a segment"), writing(rt.engine) as conn:
-        segment = segments.save_segment(conn, workspace, {**body, "key": key})
+
+    def save() -> segments.Segment:
+        with translate_errors("saving a segment"), writing(rt.engine) as conn:
+            return segments.save_segment(conn, workspace, {**body, "key": key})
+
+    segment = await asyncio.to_thread(save)
     return json_response(dict(segment.document))
 
 
