@@ -361,7 +361,7 @@ def _verdict(
         why = last["reason"] or (last["error"] or "")[:120]
         return (
             f"Not sent: the {last['channel']} of step {last['step_id']!r} was "
-            f"{last['status']} ({why})."
+            f"{'dropped' if last['status'] == 'dropped' else 'not delivered'} ({why})."
         )
     waiting = [s for s in sent if s["status"] in ("queued", "held", "sending")]
     if waiting:
