@@ -33,7 +33,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from polku.errors import Unavailable
 from polku.settings import Settings
 
-__all__ = ["describe_error", "log_engine", "log_file", "make_engine", "translate_errors", "writing"]
+__all__ = [
+    "describe_error",
+    "log_engine",
+    "log_file",
+    "make_engine",
+    "snapshot",
+    "translate_errors",
+    "writing",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +193,22 @@ def translate_errors(action: str) -> Iterator[None]:
         raise
     except SQLAlchemyError:
         raise
+
+
+@contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one moment of the database.
+
+    SQLite's deferred transaction already does (its snapshot starts at the first read);
+    PostgreSQL's default (READ COMMITTED) takes a new snapshot per statement, so a read of
+    several statements could straddle another transaction's commit and see half of it
+    (a cart's owner before the pipeline moved it, its lines after): REPEATABLE READ there.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
 @contextlib.contextmanager

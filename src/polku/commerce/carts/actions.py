@@ -49,7 +49,7 @@ from polku.errors import Conflict, InvalidField, NotFound, Unavailable
 from polku.events import CHANNELS, NewEvent
 from polku.identity.identifiers import IdentityConfig
 from polku.log.outbox import Backends as Decides
-from polku.storage.engine import translate_errors
+from polku.storage.engine import snapshot, translate_errors
 
 __all__ = [
     "Backends",
@@ -232,7 +232,7 @@ def _decide(
 def _read(runtime: Backends, ws: str, shopper: Shopper, store: str | None) -> Cart:
     """The cart as it is now: where it is found again, since the pipeline may have moved
     it (identity joined the device to a person) since the decision committed."""
-    with translate_errors("reading the cart"), runtime.engine.connect() as conn:
+    with translate_errors("reading the cart"), snapshot(runtime.engine) as conn:
         return view(
             conn,
             ws,
@@ -251,7 +251,7 @@ def _applied(runtime: Backends, ws: str, key: str | None) -> bool:
 
 def _again(runtime: Backends, ws: str, shopper: Shopper, store: str | None) -> Outcome:
     """The answer to a retry of a change that was applied: the cart, nothing recorded."""
-    with translate_errors("reading the cart"), runtime.engine.connect() as conn:
+    with translate_errors("reading the cart"), snapshot(runtime.engine) as conn:
         holder = find_holder(conn, ws, shopper, runtime.identity)
         return Outcome(view(conn, ws, holder, runtime.identity, store=store), ())
 
