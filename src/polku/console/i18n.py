@@ -1,145 +1,79 @@
-"""The console's words in Finnish and English, the language of a request, dates in each.
+"""The console's words in Finnish and English, the language of a request, and dates,
+numbers and money as each language writes them.
 
-A small catalogue in code rather than gettext files: the console has a few dozen strings,
-both languages are reviewed together in one place, and a missing translation fails the
-tests (`text` raises `KeyError`) instead of showing the key. The language is the user's
-setting, else the browser's `Accept-Language` (Finnish or English, by quality), else English.
+The words are message catalogues, one TOML file per part of the console
+(`messages/<area>.toml`, each `[key]` with `en` and `fi`), so that translators edit data,
+not code, and each part of the console owns its file. All files are read once; a key in two
+files, or a key without both languages, is an error at start-up (and in the tests), never a
+key shown to a user. Formatting of dates, numbers and money follows the CLDR data of Babel
+(`1 234,50 €` and `2.12.2026` in Finnish, `€1,234.50` and `2 Dec 2026` in English). The
+language is the user's setting, else the browser's `Accept-Language` (Finnish or English, by
+quality), else English.
 """
 
 from __future__ import annotations
 
+import functools
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["LOCALES", "MESSAGES", "format_time", "pick_locale", "text"]
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+
+__all__ = [
+    "LOCALES",
+    "catalogue",
+    "format_day",
+    "format_money",
+    "format_number",
+    "format_percent_of",
+    "format_time",
+    "pick_locale",
+    "text",
+]
 
 LOCALES: Final = ("fi", "en")
 DEFAULT_LOCALE: Final = "en"
+MESSAGES_DIR: Final = Path(__file__).parent / "messages"
 # Times are shown in Finnish time until workspaces carry a time zone of their own.
 _ZONE: Final = ZoneInfo("Europe/Helsinki")
-_MONTHS_EN: Final = [
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-]
-
-MESSAGES: Final[dict[str, dict[str, str]]] = {
-    "console": {"en": "Polku console", "fi": "Polku-konsoli"},
-    "sign_in": {"en": "Sign in", "fi": "Kirjaudu sisään"},
-    "sign_out": {"en": "Sign out", "fi": "Kirjaudu ulos"},
-    "email": {"en": "Email", "fi": "Sähköposti"},
-    "password": {"en": "Password", "fi": "Salasana"},
-    "signed_in_as": {"en": "Signed in as", "fi": "Kirjautuneena"},
-    "role": {"en": "Role", "fi": "Rooli"},
-    "role_admin": {"en": "Administrator", "fi": "Ylläpitäjä"},
-    "role_marketer": {"en": "Marketer", "fi": "Markkinoija"},
-    "role_agent": {"en": "Customer-service agent", "fi": "Asiakaspalvelija"},
-    "role_store_staff": {"en": "Store staff", "fi": "Myymälähenkilökunta"},
-    "stores": {"en": "Stores", "fi": "Myymälät"},
-    "you_may_use": {"en": "You may use", "fi": "Käytettävissäsi"},
-    "nothing_yet": {
-        "en": "Nothing in the console is open to your role yet.",
-        "fi": "Roolillesi ei ole vielä avoinna konsolin osia.",
-    },
-    "home": {"en": "Home", "fi": "Etusivu"},
-    "area_signals": {"en": "Buying signals", "fi": "Ostosignaalit"},
-    "area_signals_help": {
-        "en": "Customers showing buying intent, routed to you: claim one and record the outcome.",
-        "fi": "Ostoaikeita osoittavat asiakkaat, ohjattu sinulle: ota asiakas ja kirjaa tulos.",
-    },
-    "area_journeys": {"en": "Journeys", "fi": "Asiakaspolut"},
-    "area_journeys_help": {
-        "en": "Automated journeys with their status (read-only for now).",
-        "fi": "Automaattiset asiakaspolut ja niiden tila (toistaiseksi vain luku).",
-    },
-    "queue": {"en": "Queue", "fi": "Jono"},
-    "queue_agents": {"en": "Customer service", "fi": "Asiakaspalvelu"},
-    "queue_automation": {"en": "Automation", "fi": "Automaatio"},
-    "queue_store": {"en": "Store {store}", "fi": "Myymälä {store}"},
-    "live_note": {
-        "en": "The list refreshes by itself every few seconds.",
-        "fi": "Lista päivittyy itsestään muutaman sekunnin välein.",
-    },
-    "no_signals": {"en": "No signals in this queue.", "fi": "Jonossa ei ole signaaleja."},
-    "signal": {"en": "Signal", "fi": "Signaali"},
-    "when": {"en": "When", "fi": "Milloin"},
-    "customer": {"en": "Customer", "fi": "Asiakas"},
-    "products": {"en": "Products", "fi": "Tuotteet"},
-    "why": {"en": "Why", "fi": "Miksi"},
-    "status": {"en": "Status", "fi": "Tila"},
-    "score": {"en": "Score", "fi": "Pisteet"},
-    "status_open": {"en": "Open", "fi": "Avoin"},
-    "status_claimed": {"en": "Claimed by {who}", "fi": "Ottanut: {who}"},
-    "status_acknowledged": {"en": "In progress by {who}", "fi": "Työn alla: {who}"},
-    "status_closed": {"en": "Closed", "fi": "Suljettu"},
-    "outcome": {"en": "Outcome", "fi": "Tulos"},
-    "outcome_contacted": {"en": "Contacted", "fi": "Otettu yhteyttä"},
-    "outcome_reserved": {"en": "Reserved", "fi": "Varattu"},
-    "outcome_sold": {"en": "Sold", "fi": "Myyty"},
-    "outcome_not_interested": {"en": "Not interested", "fi": "Ei kiinnostunut"},
-    "claim": {"en": "Claim", "fi": "Ota asiakas"},
-    "acknowledge": {"en": "Acknowledge", "fi": "Kuittaa"},
-    "record_outcome": {"en": "Record outcome", "fi": "Kirjaa tulos"},
-    "journey": {"en": "Journey", "fi": "Polku"},
-    "trigger": {"en": "Trigger", "fi": "Käynnistäjä"},
-    "version": {"en": "Version", "fi": "Versio"},
-    "enabled": {"en": "Enabled", "fi": "Käytössä"},
-    "disabled": {"en": "Disabled", "fi": "Pois käytöstä"},
-    "no_journeys": {"en": "No journeys yet.", "fi": "Asiakaspolkuja ei vielä ole."},
-    "language": {"en": "Language", "fi": "Kieli"},
-    "change": {"en": "Change", "fi": "Vaihda"},
-    "error": {"en": "Something went wrong", "fi": "Jokin meni vikaan"},
-    "forbidden": {"en": "Not allowed", "fi": "Ei sallittu"},
-    "forbidden_page": {
-        "en": "Your role ({role}) may not use this page.",
-        "fi": "Roolisi ({role}) ei salli tätä sivua.",
-    },
-    "forbidden_queue": {
-        "en": "You may not see the queue {queue}: it belongs to another store or team.",
-        "fi": "Et voi nähdä jonoa {queue}: se kuuluu toiselle myymälälle tai tiimille.",
-    },
-    "forbidden_signal": {
-        "en": "Signal {signal} is not on a queue you work.",
-        "fi": "Signaali {signal} ei ole sinun jonossasi.",
-    },
-    "csrf_failed": {
-        "en": "The form has expired or did not come from this console (CSRF check). "
-        "Reload the page and try again.",
-        "fi": "Lomake on vanhentunut tai ei tullut tästä konsolista (CSRF-tarkistus). "
-        "Lataa sivu uudelleen ja yritä uudestaan.",
-    },
-    "signed_out_note": {
-        "en": "Your session has ended; sign in again.",
-        "fi": "Istuntosi on päättynyt; kirjaudu uudelleen.",
-    },
-    "wrong_credentials": {
-        "en": "Wrong email or password.",
-        "fi": "Väärä sähköposti tai salasana.",
-    },
-    "too_many_sign_ins": {
-        "en": "Too many wrong passwords for this email: sign-in is paused for 15 minutes. "
-        "An admin can set a new password.",
-        "fi": "Liian monta väärää salasanaa tälle sähköpostille: kirjautuminen on tauolla "
-        "15 minuuttia. Ylläpitäjä voi asettaa uuden salasanan.",
-    },
-    "back_home": {"en": "Back to the console's home", "fi": "Takaisin konsolin etusivulle"},
-    "not_found": {"en": "Not found", "fi": "Ei löytynyt"},
-}
+_BABEL: Final = {"fi": "fi_FI", "en": "en_GB"}
 
 
-def text(locale: str, key: str, **values: str) -> str:
-    """The message `key` in `locale`, with `{name}` placeholders filled from `values`."""
-    message = MESSAGES[key][locale]
+class CatalogueError(ValueError):
+    """A message catalogue that would show a user a key or half a translation."""
+
+
+@functools.cache
+def catalogue() -> dict[str, dict[str, str]]:
+    """Every message key → {locale: text}, read once from `messages/*.toml`."""
+    found: dict[str, dict[str, str]] = {}
+    origin: dict[str, str] = {}
+    for path in sorted(MESSAGES_DIR.glob("*.toml")):
+        with path.open("rb") as file:
+            try:
+                entries = tomllib.load(file)
+            except tomllib.TOMLDecodeError as exc:
+                raise CatalogueError(f"{path.name}: {exc}") from exc
+        for key, entry in entries.items():
+            if key in found:
+                raise CatalogueError(f"{path.name}: [{key}] is also in {origin[key]}")
+            if not isinstance(entry, dict) or any(
+                not isinstance(entry.get(loc), str) or not entry[loc] for loc in LOCALES
+            ):
+                raise CatalogueError(f"{path.name}: [{key}] needs both en and fi as text")
+            found[key], origin[key] = {loc: entry[loc] for loc in LOCALES}, path.name
+    return found
+
+
+def text(locale: str, key: str, **values: object) -> str:
+    """The message `key` in `locale`, with `{name}` placeholders filled from `values`
+    (an unknown key raises `KeyError`: the tests catch it, users never see a raw key)."""
+    message = catalogue()[key][locale]
     return message.format(**values) if values else message
 
 
@@ -167,10 +101,38 @@ def pick_locale(user_locale: str | None, accept_language: str | None) -> str:
     return best
 
 
+def _moment(at_ms: int) -> datetime:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(_ZONE)
+
+
 def format_time(locale: str, at_ms: int) -> str:
     """An epoch-ms time in Finnish time: `2.12.2026 klo 9.05` or `2 Dec 2026, 09:05`."""
-    moment = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(_ZONE)
+    moment = _moment(at_ms)
     if locale == "fi":
-        return f"{moment.day}.{moment.month}.{moment.year} klo {moment.hour}.{moment.minute:02d}"
-    month = _MONTHS_EN[moment.month - 1]  # not strftime's %b, which follows the C locale
-    return f"{moment.day} {month} {moment.year}, {moment.hour:02d}:{moment.minute:02d}"
+        return _babel_datetime(moment, "d.M.yyyy 'klo' H.mm", locale=_BABEL[locale])
+    return _babel_datetime(moment, "d MMM yyyy, HH:mm", locale=_BABEL[locale])
+
+
+def format_day(locale: str, at_ms: int) -> str:
+    """The day of an epoch-ms time in Finnish time: `2.12.2026` or `2 Dec 2026`."""
+    pattern = "d.M.yyyy" if locale == "fi" else "d MMM yyyy"
+    return _babel_date(_moment(at_ms).date(), pattern, locale=_BABEL[locale])
+
+
+def format_number(locale: str, value: float | int, digits: int = 0) -> str:
+    """`1 234,5` in Finnish, `1,234.5` in English, with at most `digits` decimals."""
+    pattern = "#,##0" + ("." + "#" * digits if digits else "")
+    return str(format_decimal(value, pattern, locale=_BABEL[locale]))
+
+
+def format_percent_of(locale: str, fraction: float, digits: int = 1) -> str:
+    """A fraction as a percentage: `12,5 %` in Finnish, `12.5%` in English."""
+    pattern = (
+        "#,##0" + ("." + "0" * digits if digits else "") + ("\u00a0%" if locale == "fi" else "%")
+    )
+    return str(format_percent(fraction, pattern, locale=_BABEL[locale]))
+
+
+def format_money(locale: str, minor_units: int, currency: str = "EUR") -> str:
+    """An amount in minor units (cents): `1 234,50 €` in Finnish, `€1,234.50` in English."""
+    return str(format_currency(minor_units / 100, currency, locale=_BABEL[locale]))

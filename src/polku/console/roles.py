@@ -17,8 +17,20 @@ ROLES: Final = ("admin", "marketer", "agent", "store_staff")
 AREAS: Final[dict[str, frozenset[str]]] = {
     # The buying-signal queues: who works customers.
     "signals": frozenset({"admin", "agent", "store_staff"}),
-    # Journeys: read-only list for now; marketers build them, agents and stores do not.
+    # A customer's 360° view and the search: everyone who serves or markets to customers.
+    "customers": frozenset({"admin", "marketer", "agent", "store_staff"}),
+    # Splitting a wrongly merged profile back apart: the people who answer for profiles.
+    "customers.unmerge": frozenset({"admin", "agent"}),
+    # Stock across stores, reservations, returns and refunds.
+    "commerce": frozenset({"admin", "agent", "store_staff"}),
+    # Preparing and handing over reservations, inspecting returns, refunding: the stores.
+    "commerce.store": frozenset({"admin", "store_staff"}),
+    # Journeys: marketers build them, agents and stores do not.
     "journeys": frozenset({"admin", "marketer"}),
+    "journeys.edit": frozenset({"admin", "marketer"}),
+    # The data pages: the event debugger, write keys and sources, channels, users.
+    "data": frozenset({"admin", "marketer"}),
+    "data.admin": frozenset({"admin"}),
 }
 """Area of the console → the roles that may use it."""
 
