@@ -321,6 +321,45 @@ def test_withdrawn_consent_and_unknown_profiles_get_the_non_personal_answer(shop
     assert _check_items(unknown, 5)
 
 
+def test_a_newcomer_in_a_segment_gets_what_the_segment_took_to(shop: Polku) -> None:
+    response = shop.client.put(
+        "/v1/segments/hikers",
+        json={
+            "name": "Hikers",
+            "where": [{"field": "profile.traits.hobby", "op": "eq", "value": "hiking"}],
+        },
+        headers=shop.admin,
+    )
+    assert response.status_code == 200, response.text
+    hikers = [f"hiker-{n}" for n in range(6)]
+    send(
+        shop,
+        *[
+            {
+                "type": "identify",
+                "userId": who,
+                "messageId": f"m-{uuid.uuid4().hex}",
+                "traits": {"hobby": "running" if who == "new-runner" else "hiking"},
+            }
+            for who in [*hikers, "new-hiker", "new-runner"]
+        ],
+        *[order(who, "kenka-kivi") for who in hikers],
+    )
+    members = shop.client.get("/v1/segments/hikers/members", headers=shop.admin).json()
+    assert len(members["members"]) == 7, members
+    train(shop)
+    newcomer = get(shop, profile=profile_of(shop, "new-hiker"), context="home", k=5)
+    first = newcomer["items"][0]
+    assert first["product_id"] == "kenka-kivi", newcomer["items"]
+    assert first["reason"]["code"] == "popular_segment"
+    assert first["reason"]["segment"] == "hikers"
+    assert first["reason"]["fi"] == "Suosittu kaltaistesi asiakkaiden keskuudessa"
+    # Someone outside the segment gets the shop's popular items, not the hikers' shoe.
+    other = get(shop, profile=profile_of(shop, "new-runner"), context="home", k=5)
+    assert other["items"][0]["product_id"] != "kenka-kivi"
+    assert "popular_segment" not in {i["reason"]["code"] for i in other["items"]}
+
+
 def test_views_shape_the_session_answer_within_seconds_without_retraining(shop: Polku) -> None:
     train(shop)
     visitors = [f"anon-{n}" for n in range(6)]

@@ -41,6 +41,7 @@ class Bundle:
     item_index: dict[str, int] = field(default_factory=dict)
     user_index: dict[str, int] = field(default_factory=dict)
     store_index: dict[str, int] = field(default_factory=dict)
+    segment_index: dict[str, int] = field(default_factory=dict)
 
     _popular: dict[tuple[int | None, int], tuple[IntArray, FloatArray]] = field(
         default_factory=dict
@@ -50,6 +51,7 @@ class Bundle:
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.store_index = {s: i for i, s in enumerate(self.store_ids)}
+        self.segment_index = {s: i for i, s in enumerate(self.popularity.segment_ids)}
 
     def popular_top(self, store: int | None, k: int) -> tuple[IntArray, FloatArray]:
         """The `k` most popular items (at store index `store`, or overall), kept once
@@ -58,6 +60,15 @@ class Bundle:
         found = self._popular.get(key)
         if found is None:
             found = self._popular[key] = top_k(self.popularity.scores(store=store), k)
+        return found
+
+    def popular_in_segment(self, segment: int, k: int) -> tuple[IntArray, FloatArray]:
+        """The `k` most popular items among segment index `segment`'s members, kept once
+        computed."""
+        key = (-1 - segment, k)  # negative: never a store index
+        found = self._popular.get(key)
+        if found is None:
+            found = self._popular[key] = top_k(self.popularity.segment_scores(segment), k)
         return found
 
     def to_bytes(self) -> bytes:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -46,6 +46,7 @@ IntArray = npt.NDArray[np.int32]
 
 _DAY_MS: Final = 86_400_000
 NEIGHBOURS: Final = 50
+SEGMENT_MIN_MEMBERS: Final = 5
 """Neighbours kept per item by the item-to-item models."""
 
 
@@ -99,15 +100,28 @@ def top_k(scores: FloatArray, k: int, exclude: Sequence[int] = ()) -> tuple[IntA
 
 @dataclass
 class Popularity:
-    """Weighted counts of each item: all-time, decayed by `half_life_days`, and per store."""
+    """Weighted counts of each item: all-time, decayed by `half_life_days`, per store, and
+    per customer segment (the journeys' segments: what the segment's members took to)."""
 
     overall: FloatArray
     decayed: FloatArray
     by_store: FloatArray  # stores x items, decayed
     half_life_days: float
+    segment_ids: list[str] = field(default_factory=list)
+    by_segment: FloatArray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     @classmethod
-    def fit(cls, data: Interactions, *, half_life_days: float = 30.0) -> Popularity:
+    def fit(
+        cls,
+        data: Interactions,
+        *,
+        half_life_days: float = 30.0,
+        members: Sequence[tuple[str, str]] = (),
+        min_members: int = SEGMENT_MIN_MEMBERS,
+    ) -> Popularity:
+        """Fit on `data`; `members` are (segment, person id) pairs, and a segment with
+        fewer than `min_members` people in `data` gets no ranking of its own (too few to
+        say what the segment likes, and too close to one person's history)."""
         n = len(data.item_ids)
         positive = np.maximum(data.weights, 0).astype(np.float64)
         overall = np.bincount(data.items, weights=positive, minlength=n).astype(np.float32)
@@ -119,7 +133,8 @@ class Popularity:
         at_store = data.stores >= 0
         if at_store.any():
             np.add.at(by_store, (data.stores[at_store], data.items[at_store]), decay[at_store])
-        return cls(overall, decayed, by_store, half_life_days)
+        segment_ids, by_segment = _by_segment(data, decay, members, min_members)
+        return cls(overall, decayed, by_store, half_life_days, segment_ids, by_segment)
 
     def scores(self, *, store: int | None = None, decayed: bool = True) -> FloatArray:
         if store is not None and 0 <= store < len(self.by_store):
@@ -129,17 +144,67 @@ class Popularity:
             return mixed
         return self.decayed if decayed else self.overall
 
+    def segment_scores(self, segment: int) -> FloatArray:
+        """The decayed popularity among the members of segment index `segment`."""
+        found: FloatArray = self.by_segment[segment]
+        return found
+
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {
             "overall": self.overall,
             "decayed": self.decayed,
             "by_store": self.by_store,
             "half_life_days": np.array([self.half_life_days]),
+            "segment_ids": np.array(self.segment_ids, dtype=np.str_),
+            "by_segment": self.by_segment,
         }
 
     @classmethod
     def from_arrays(cls, a: dict[str, npt.NDArray[Any]]) -> Popularity:
-        return cls(a["overall"], a["decayed"], a["by_store"], float(a["half_life_days"][0]))
+        # Bundles trained before segments had no segment arrays.
+        segment_ids = [str(x) for x in a.get("segment_ids", np.array([], dtype=np.str_))]
+        by_segment = a.get("by_segment", np.zeros((0, len(a["decayed"])), np.float32))
+        return cls(
+            a["overall"],
+            a["decayed"],
+            a["by_store"],
+            float(a["half_life_days"][0]),
+            segment_ids,
+            by_segment,
+        )
+
+
+def _by_segment(
+    data: Interactions,
+    decay: npt.NDArray[np.float64],
+    members: Sequence[tuple[str, str]],
+    min_members: int,
+) -> tuple[list[str], FloatArray]:
+    """Segments x items: the sum of each member's decayed interactions."""
+    n = len(data.item_ids)
+    person = {p: i for i, p in enumerate(data.user_ids)}
+    who: dict[str, list[int]] = {}
+    for segment, profile in members:
+        index = person.get(profile)
+        if index is not None:
+            who.setdefault(segment, []).append(index)
+    kept = sorted(s for s, people in who.items() if len(people) >= min_members)
+    if not kept:
+        return [], np.zeros((0, n), np.float32)
+    taken = sparse.csr_matrix(
+        (decay, (data.users, data.items)), shape=(len(data.user_ids), n), dtype=np.float64
+    )
+    rows: list[npt.NDArray[np.int64]] = []
+    cols: list[int] = []
+    for k, segment in enumerate(kept):
+        rows.append(np.full(len(who[segment]), k, np.int64))
+        cols.extend(who[segment])
+    membership = sparse.csr_matrix(
+        (np.ones(len(cols)), (np.concatenate(rows), np.array(cols, np.int64))),
+        shape=(len(kept), len(data.user_ids)),
+    )
+    by_segment = np.asarray((membership @ taken).todense(), dtype=np.float32)
+    return kept, by_segment
 
 
 # -- neighbours (shared by item-item, content and transitions) ---------------------------------

@@ -40,6 +40,7 @@ from polku.commerce.locations.geo import distance_km
 from polku.commerce.stock.reference import reference
 from polku.errors import InvalidField, NotFound
 from polku.identity.tables import event_profiles
+from polku.journeys.tables import segment_members
 from polku.profiles.queries import resolve
 from polku.profiles.tables import profiles
 from polku.recommend.bundle import Bundle
@@ -93,6 +94,7 @@ class _Person:
     last_order: list[str] = field(default_factory=list)
     cart: list[str] = field(default_factory=list)
     stores: Counter[str] = field(default_factory=Counter)  # till purchases by store
+    segments: list[str] = field(default_factory=list)  # the segments they are in now
 
 
 @dataclass
@@ -200,6 +202,13 @@ def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
             if kind == "cart":
                 cart.setdefault(pid, True)
     person.cart = [pid for pid, open_ in cart.items() if open_]
+    if person.allowed:
+        m = segment_members.c
+        person.segments = list(
+            conn.execute(
+                select(m.segment_key).where(m.workspace_id == ws, m.profile_id == holder)
+            ).scalars()
+        )
     return person
 
 
@@ -212,6 +221,23 @@ _LIVE: Final = {
     "transitions": f'SELECT product_id, next_id, "count" FROM {transitions.name}'
     ' WHERE workspace_id = ? AND product_id IN (?*) ORDER BY "count" DESC LIMIT {limit}',
 }
+
+
+def _popular_in_segments(b: Bundle, person: _Person) -> list[tuple[str, float, Reason]]:
+    """What the members of the person's segments took to (the first three segments the
+    models know, each scaled to its own best)."""
+    found: list[tuple[str, float, Reason]] = []
+    known = [b.segment_index[s] for s in person.segments if s in b.segment_index][:3]
+    for index in known:
+        idx, sc = b.popular_in_segment(index, _POOL)
+        if not len(sc) or float(sc[0]) <= 0:
+            continue
+        top = float(sc[0])
+        reason = Reason("popular_segment", segment=b.popularity.segment_ids[index])
+        found.extend(
+            (b.item_ids[i], v / top, reason) for i, v in zip(idx.tolist(), sc.tolist(), strict=True)
+        )
+    return found
 
 
 def _live_partners(
@@ -458,6 +484,8 @@ def _sources(
         if b is not None:
             pool.add(_neighbours(b, [h[0] for h in hits], "also_liked"), 0.3)
         pool.add(personal, 0.3)
+    if b is not None:
+        pool.add(_popular_in_segments(b, person), 0.1 if pool.scores else 0.8)
     pool.add(_popular(conn, ws, b, store, store_name), 0.05 if pool.scores else 1.0)
     return seeds
 
@@ -610,6 +638,7 @@ def _name_becauses(
         item["reason"] = {
             "code": r.code,
             "because": r.because,
+            **({"segment": r.segment} if r.segment else {}),
             "text": text.get(lang, text["en"]),
             "en": text["en"],
             "fi": text["fi"],

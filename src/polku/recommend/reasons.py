@@ -54,6 +54,10 @@ _TEMPLATES: Final[dict[str, tuple[str, str]]] = {
         "Popular at {store}",
         "Suosittu myymälässä {store}",
     ),
+    "popular_segment": (
+        "Popular with customers like you",
+        "Suosittu kaltaistesi asiakkaiden keskuudessa",
+    ),
     "popular": (
         "Popular right now",
         "Suosittu juuri nyt",
@@ -69,6 +73,7 @@ class Reason:
     because_names: tuple[str, str] | None = None  # its name in English and in Finnish
     query: str | None = None
     store: str | None = None  # a store's name
+    segment: str | None = None  # the key of the customer segment it is popular in
 
 
 def words(reason: Reason) -> dict[str, str]:

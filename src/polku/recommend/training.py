@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 
 from polku.commerce.catalog.tables import products
 from polku.identity.tables import event_profiles
+from polku.journeys.tables import segment_members
 from polku.recommend.actions import save_bundle
 from polku.recommend.bundle import Bundle
 from polku.recommend.models import Content, Factors, Interactions, ItemItem, Popularity
@@ -98,6 +99,16 @@ def read_interactions(engine: Engine, workspace_id: str) -> tuple[Interactions, 
     return Interactions(u, i, w, t, s, list(users), list(items), list(stores)), texts
 
 
+def read_segment_members(engine: Engine, workspace_id: str) -> list[tuple[str, str]]:
+    """Who is in each of the workspace's segments now: (segment key, profile id) pairs."""
+    m = segment_members.c
+    with translate_errors("reading the segments' members"), engine.connect() as conn:
+        rows = conn.execute(
+            select(m.segment_key, m.profile_id).where(m.workspace_id == workspace_id)
+        ).all()
+    return [(str(key), str(profile)) for key, profile in rows]
+
+
 def train(
     engine: Engine,
     workspace_id: str,
@@ -118,7 +129,7 @@ def train(
     if len(data) == 0:  # nothing to learn from: keep what there is (nothing, or older)
         return TrainingReport(workspace_id, 0, 0, 0, len(data.item_ids), seconds)
     start = step(STEPS[1])
-    popularity = Popularity.fit(data)
+    popularity = Popularity.fit(data, members=read_segment_members(engine, workspace_id))
     seconds["popularity"] = time.perf_counter() - start
     start = step(STEPS[2])
     itemitem = ItemItem.fit(data)
