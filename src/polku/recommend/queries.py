@@ -156,7 +156,9 @@ def _profile_row(conn: Connection, ws: str, profile: str) -> Any:
     return rows[0] if rows else None
 
 
-def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
+def _person(conn: Connection, ws: str, ask: Ask, *, segmented: bool = False) -> _Person:
+    """Who is asking: their history, consent, cart and (when the models know segments,
+    `segmented`) the segments they are in."""
     person = _Person()
     if ask.profile is None:
         person.fallback = "no_profile"
@@ -202,7 +204,7 @@ def _person(conn: Connection, ws: str, ask: Ask) -> _Person:
             if kind == "cart":
                 cart.setdefault(pid, True)
     person.cart = [pid for pid, open_ in cart.items() if open_]
-    if person.allowed:
+    if person.allowed and segmented:
         m = segment_members.c
         person.segments = list(
             conn.execute(
@@ -390,8 +392,8 @@ def recommend(conn: Connection, ws: str, ask: Ask, *, at: datetime) -> dict[str,
             code="unknown_product",
             hint="Send the retailer's product_id as the catalogue has it.",
         )
-    person = _person(conn, ws, ask)
     b = current_bundle(conn, ws)
+    person = _person(conn, ws, ask, segmented=b is not None and bool(b.segment_index))
     ref, _statuses = reference(conn, ws, at)
     places = ref.by_id()
     warehouses = [loc.location_id for loc in ref.locations if loc.kind != "store"]
