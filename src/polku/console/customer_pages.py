@@ -1,9 +1,152 @@
-"""The console's customer pages (to come)."""
+"""The customer pages: the search (name, email, phone, loyalty card or order id) and one
+person's 360° view, with un-merge of a wrong merge for the roles that answer for profiles."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import functools
+from decimal import Decimal
+from typing import Final
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from polku.console import roles
+from polku.console.customer_view import CHANNELS, find_customers, holder_of, view_of
+from polku.console.i18n import catalogue, text
+from polku.console.web import (
+    Form,
+    locale_of,
+    now_ms,
+    posted,
+    redirect,
+    refused,
+    render,
+    signed_in,
+)
+from polku.errors import InvalidField, NotFound, PolkuError
+from polku.http import runtime
+from polku.identity.actions import request_unmerge
+from polku.identity.queries import require_merge
+from polku.storage.engine import translate_errors
 
 __all__ = ["router"]
 
 router = APIRouter()
+
+NOTICES: Final = ("unmerged", "unmerge_pending")
+"""What the 360° page may say after a redirect (`?notice=`)."""
+_REASON_LIMIT: Final = 500
+
+
+def _label(locale: str, prefix: str, value: str) -> str:
+    """The words for a stored value (a channel, an identifier type, a status) in `locale`,
+    or the value itself when the catalogue has none (a retailer's own channel name)."""
+    key = prefix + value
+    return text(locale, key) if key in catalogue() else value
+
+
+def _minor(amount: Decimal) -> int:
+    """An amount as minor units (cents), which the console's `money` formats."""
+    return int((amount * 100).to_integral_value())
+
+
+def _page_of(profile_id: str, **params: str) -> str:
+    query = "?" + urlencode(params) if params else ""
+    return f"/console/customers/{quote(profile_id, safe='')}{query}"
+
+
+@router.get("/customers")
+def customers_page(request: Request, q: str = Query("", max_length=200)) -> Response:
+    """Find a customer by name, email, phone, loyalty card or order id."""
+    found = signed_in(request, "customers")
+    if isinstance(found, Response):
+        return found
+    rt = runtime(request)
+    try:
+        with translate_errors("searching customers"), rt.engine.connect() as conn:
+            hits = find_customers(conn, found.user.workspace_id, q, rt.identity)
+    except InvalidField as exc:
+        return refused(request, found, 400, exc.message)
+    label = functools.partial(_label, locale_of(request, found))
+    return render(request, "customers/search.html", found, q=q.strip(), hits=hits, label=label)
+
+
+@router.get("/customers/{profile_id}")
+def customer_page(
+    request: Request,
+    profile_id: str,
+    channel: str = Query("", max_length=40),
+    notice: str = Query("", max_length=40),
+    other: str = Query("", max_length=64),
+) -> Response:
+    """One person's 360° view; a merged-away id redirects to the profile that holds it."""
+    found = signed_in(request, "customers")
+    if isinstance(found, Response):
+        return found
+    locale = locale_of(request, found)
+    ws, rt = found.user.workspace_id, runtime(request)
+    try:
+        with translate_errors("reading the customer"), rt.engine.connect() as conn:
+            holder = holder_of(conn, ws, profile_id)
+            if holder is not None and holder != profile_id:
+                return redirect(_page_of(holder, **({"channel": channel} if channel else {})))
+            view = None
+            if holder is not None:
+                view = view_of(conn, ws, holder, rt.identity, channel=channel or None, lang=locale)
+    except InvalidField as exc:
+        return refused(request, found, 400, exc.message)
+    if view is None:
+        return refused(request, found, 404, text(locale, "cust_unknown", profile=profile_id[:80]))
+    return render(
+        request,
+        "customers/customer.html",
+        found,
+        view=view,
+        channels=CHANNELS,
+        may_unmerge=roles.allows(found.user.role, "customers.unmerge"),
+        notice=notice if notice in NOTICES else None,
+        other=other,
+        page_url=_page_of(view.profile.profile_id),
+        label=functools.partial(_label, locale),
+        minor=_minor,
+        now=now_ms(),
+    )
+
+
+@router.post("/customers/{profile_id}/merges/{merge_id}/unmerge")
+async def unmerge(request: Request, profile_id: str, merge_id: str, form: Form) -> Response:
+    """Undo a wrong merge of this person's ledger (as `POST /v1/identity/merges/{id}/unmerge`
+    does), then show the page again with what happened."""
+    found = await run_in_threadpool(posted, request, form, "customers.unmerge")
+    if isinstance(found, Response):
+        return found
+    ws, rt = found.user.workspace_id, runtime(request)
+    locale = locale_of(request, found)
+
+    def _merge_of_profile() -> str | None:
+        with translate_errors("reading the merge ledger"), rt.engine.connect() as conn:
+            entry = require_merge(conn, ws, merge_id[:200])
+            holder = holder_of(conn, ws, profile_id)
+        if holder not in (entry.winner_id, entry.loser_id) and profile_id not in (
+            entry.winner_id,
+            entry.loser_id,
+        ):
+            return None
+        return entry.loser_id if entry.winner_id in (holder, profile_id) else entry.winner_id
+
+    try:
+        other = await run_in_threadpool(_merge_of_profile)
+        if other is None:
+            message = text(locale, "cust_merge_not_here", merge=merge_id[:80])
+            return refused(request, found, 404, message)
+        reason = form.get("reason", "").strip()[:_REASON_LIMIT]
+        receipt = await request_unmerge(rt, ws, merge_id, found.user.staff_id, reason)
+        applied = await rt.progress.wait_for(receipt)
+    except NotFound as exc:
+        return refused(request, found, 404, exc.message)
+    except PolkuError as exc:
+        return refused(request, found, exc.status, exc.message)
+    notice = "unmerged" if applied else "unmerge_pending"
+    return redirect(_page_of(profile_id, notice=notice, other=other))

@@ -39,6 +39,7 @@ __all__ = [
     "list_signals",
     "newer_signals",
     "require_signal",
+    "signals_of",
 ]
 
 STATUSES: Final = ("open", "claimed", "acknowledged", "closed")
@@ -226,6 +227,22 @@ def list_signals(
     if since is not None:
         query = query.where(signals.c.at >= since)
     rows = conn.execute(query.order_by(signals.c.id.desc()).limit(limit)).all()
+    return _signals(conn, rows)
+
+
+def signals_of(
+    conn: Connection, workspace_id: str, profile_ids: Sequence[str], *, limit: int = 50
+) -> list[Signal]:
+    """The signals of a person (their profile and the profiles merged into it), newest
+    first: what the console's customer page lists."""
+    if not profile_ids:
+        return []
+    rows = conn.execute(
+        select(signals)
+        .where(signals.c.workspace_id == workspace_id, signals.c.profile_id.in_(list(profile_ids)))
+        .order_by(signals.c.id.desc())
+        .limit(limit)
+    ).all()
     return _signals(conn, rows)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from polku.commerce.catalog.queries import Variant, get_product, get_variant
 from polku.commerce.locations.geo import distance_km
@@ -32,6 +32,7 @@ __all__ = [
     "levels_of",
     "list_reservations",
     "movements_of",
+    "reservations_of",
 ]
 
 LOW_STOCK = 3
@@ -254,4 +255,54 @@ def list_reservations(
             "anonymous_id": r.anonymous_id,
         }
         for r in rows
+    ]
+
+
+def reservations_of(
+    conn: Connection,
+    ws: str,
+    *,
+    user_ids: Sequence[str] = (),
+    anonymous_ids: Sequence[str] = (),
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """A person's click & collect reservations (by the user ids and anonymous ids they
+    hold), newest first; as `list_reservations` with times in epoch milliseconds."""
+    if not user_ids and not anonymous_ids:
+        return []
+    r = reservations.c
+    rows = conn.execute(
+        select(reservations)
+        .where(
+            r.workspace_id == ws,
+            or_(r.user_id.in_(list(user_ids)), r.anonymous_id.in_(list(anonymous_ids))),
+        )
+        .order_by(r.created_at.desc(), r.reservation_id)
+        .limit(limit)
+    ).all()
+    ids = [row.reservation_id for row in rows]
+    lines: dict[str, list[dict[str, Any]]] = {rid: [] for rid in ids}
+    if ids:
+        for rid, line_sku, quantity in conn.execute(
+            select(
+                reservation_lines.c.reservation_id,
+                reservation_lines.c.sku,
+                reservation_lines.c.quantity,
+            ).where(
+                reservation_lines.c.workspace_id == ws, reservation_lines.c.reservation_id.in_(ids)
+            )
+        ):
+            lines[rid].append({"sku": line_sku, "quantity": quantity})
+    return [
+        {
+            "reservation_id": row.reservation_id,
+            "location_id": row.location_id,
+            "status": row.status,
+            "lines": lines[row.reservation_id],
+            "created_at": int(row.created_at),
+            "expires_at": int(row.expires_at),
+            "user_id": row.user_id,
+            "anonymous_id": row.anonymous_id,
+        }
+        for row in rows
     ]

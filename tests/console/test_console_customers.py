@@ -1,0 +1,242 @@
+"""The customer pages over HTTP: the search by every kind of identifier and by order id, the
+360° view of a person seen on the web and at a till, the timeline by channel, and un-merge
+through the page (with its role and CSRF checks)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import pytest
+from console_world import csrf_of, shown, signed_in, user
+
+from conftest import Polku
+
+_clock = itertools.count(1)
+
+
+def at() -> str:
+    """A fresh, strictly increasing event time."""
+    seconds = next(_clock)
+    return f"2026-11-02T10:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000Z"
+
+
+def send(polku: Polku, kind: str, **message: Any) -> str:
+    message.setdefault("messageId", f"m-{uuid.uuid4().hex}")
+    message.setdefault("timestamp", at())
+    response = polku.send(f"/v1/{kind}", message)
+    assert response.status_code == 200, response.text
+    return str(message["messageId"])
+
+
+def receipt(polku: Polku, number: str, card: str, email: str | None = None) -> str:
+    """A till receipt at store hki-1 with the customer's loyalty card (and receipt email)."""
+    properties: dict[str, Any] = {
+        "store_id": "hki-1",
+        "receipt_id": number,
+        "loyalty_card": card,
+        "total": 59.9,
+        "currency": "EUR",
+        "products": [{"sku": "TUULI-M", "name": "Tuuli jacket", "quantity": 1, "price": 59.9}],
+    }
+    if email is not None:
+        properties["receipt_email"] = email
+    return send(
+        polku,
+        "track",
+        anonymousId="till-7-session",
+        event="POS Order Completed",
+        context={"channel": "store", "device": {"id": "till-7", "type": "pos"}},
+        properties=properties,
+    )
+
+
+def anna(polku: Polku) -> None:
+    """Anna browses anonymously, identifies with her email, orders online, and buys at a
+    till with her loyalty card; a later receipt with her email and the card merges the
+    till's profile into hers."""
+    send(polku, "page", anonymousId="anna-web", name="Jackets", context={"channel": "web"})
+    send(
+        polku,
+        "identify",
+        anonymousId="anna-web",
+        context={"channel": "web"},
+        traits={
+            "first_name": "Anna",
+            "last_name": "Virtanen",
+            "email": "Anna.Virtanen@Koti.fi",
+            "phone": "040 123 4567",
+        },
+    )
+    send(
+        polku,
+        "track",
+        anonymousId="anna-web",
+        event="Order Completed",
+        context={"channel": "web"},
+        properties={"order_id": "W-1001", "total": 129.9, "currency": "EUR"},
+    )
+    receipt(polku, "r-1", "LC-77 001")
+    polku.settle()
+    receipt(polku, "r-2", "LC-77 001", email="anna.virtanen@koti.fi")
+    polku.settle()
+
+
+def profile_of_email(polku: Polku, email: str) -> str:
+    response = polku.client.get(
+        "/v1/profiles/lookup", params={"type": "email", "value": email}, headers=polku.admin
+    )
+    assert response.status_code == 200, response.text
+    found: str = response.json()["profile_id"]
+    return found
+
+
+def merges_of(polku: Polku, profile_id: str) -> list[dict[str, Any]]:
+    response = polku.client.get(f"/v1/profiles/{profile_id}/merges", headers=polku.admin)
+    assert response.status_code == 200, response.text
+    merges: list[dict[str, Any]] = response.json()["merges"]
+    return merges
+
+
+@pytest.fixture
+def seeded(polku: Polku) -> Polku:
+    anna(polku)
+    return polku
+
+
+def test_the_search_finds_a_customer_by_every_identifier_and_order_id(seeded: Polku) -> None:
+    polku = seeded
+    client = signed_in(polku, user(polku, "eero@shop.example", "agent"))
+    anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
+    for q, matched in (
+        ("ANNA.virtanen@koti.fi ", "email"),
+        ("+358 40 1234567", "phone"),
+        ("LC77001", "loyalty card"),
+        ("Anna", "name"),
+        ("virt", "name"),
+        ("koti.fi", "part of name"),
+        ("W-1001", "order id"),
+        ("pos:hki-1:r-1", "order id"),
+    ):
+        page = client.get("/console/customers", params={"q": q})
+        assert page.status_code == 200, page.text
+        text = shown(page)
+        assert f'data-profile="{anna_id}"' in text, q
+        assert "Anna Virtanen" in text
+        assert matched in text, (q, matched)
+    nobody = client.get("/console/customers", params={"q": "nobody@nowhere.fi"})
+    assert nobody.status_code == 200
+    assert "No customer matches" in shown(nobody)
+    too_long = client.get("/console/customers", params={"q": "x" * 300})
+    assert too_long.status_code in (400, 422)
+
+
+def test_the_360_view_shows_identities_timeline_orders_and_the_ledger(seeded: Polku) -> None:
+    polku = seeded
+    client = signed_in(polku, user(polku, "aino@shop.example", "store_staff", *_store(polku)))
+    anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
+    page = client.get(f"/console/customers/{anna_id}")
+    assert page.status_code == 200, page.text
+    text = shown(page)
+    for heading in (
+        "Identities",
+        "Traits",
+        "Consents",
+        "Timeline",
+        "Cart",
+        "Orders",
+        "Returns and gift cards",
+        "Click & collect",
+        "Buying signals",
+        "Recommendations",
+        "Journeys",
+        "Merge ledger",
+    ):
+        assert f">{heading}</h" in text, heading
+    assert "anna.virtanen@koti.fi" in text and "+358401234567" in text and "LC77001" in text
+    assert "W-1001" in text and "pos:hki-1:r-1" in text and "pos:hki-1:r-2" in text
+    assert "€129.90" in text
+    assert 'data-channel="web"' in text and 'data-channel="store"' in text
+    assert "Order Completed" in text and "POS Order Completed" in text and "Jackets" in text
+    # A store clerk sees the ledger but may not un-merge.
+    assert "Un-merge</button>" not in text
+
+    stores_only = shown(client.get(f"/console/customers/{anna_id}", params={"channel": "store"}))
+    timeline = stores_only.split('data-testid="timeline"')[1].split("</ol>")[0]
+    assert 'data-channel="store"' in timeline and 'data-channel="web"' not in timeline
+    bad = client.get(f"/console/customers/{anna_id}", params={"channel": "pigeon"})
+    assert bad.status_code == 400 and "Unknown channel" in shown(bad)
+    unknown = client.get("/console/customers/no-such-profile")
+    assert unknown.status_code == 404 and "There is no customer" in shown(unknown)
+
+
+def _store(polku: Polku) -> tuple[str]:
+    body = {
+        "location_id": "hki-1",
+        "name": "Helsinki 1",
+        "address": ["Urho Kekkosen katu 1"],
+        "postal_code": "00100",
+        "city": "Helsinki",
+        "latitude": 60.1689,
+        "longitude": 24.9322,
+    }
+    response = polku.client.post("/v1/locations", json=body, headers=polku.admin)
+    assert response.status_code == 201, response.text
+    return ("hki-1",)
+
+
+def test_finnish_pages_format_money_and_dates_in_finnish(seeded: Polku) -> None:
+    polku = seeded
+    client = signed_in(polku, user(polku, "eero@shop.example", "agent", locale="fi"))
+    anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
+    text = shown(client.get(f"/console/customers/{anna_id}"))
+    assert "Tunnisteet" in text and "Aikajana" in text and "Yhdistämishistoria" in text
+    assert "129,90\xa0€" in text
+    assert "2.11.2026 klo" in text
+
+
+def test_un_merge_through_the_page_splits_the_profile(seeded: Polku) -> None:
+    polku = seeded
+    anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
+    [merge] = merges_of(polku, anna_id)
+    other = merge["loser_id"] if merge["winner_id"] == anna_id else merge["winner_id"]
+    # The merged-away id opens the surviving profile.
+    agent = signed_in(polku, user(polku, "eero@shop.example", "agent"))
+    moved = agent.get(f"/console/customers/{other}", follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"].endswith(anna_id)
+
+    page = agent.get(f"/console/customers/{anna_id}")
+    action = f"/console/customers/{anna_id}/merges/{merge['merge_id']}/unmerge"
+    assert action in page.text
+    token = csrf_of(page.text)
+
+    # Without the CSRF token, and for roles that may not: 403, nothing changes.
+    refused = agent.post(action, data={"reason": "x"}, follow_redirects=False)
+    assert refused.status_code == 403
+    for role in ("marketer", "store_staff"):
+        email = f"{role}@shop.example"
+        stores = ("hki-1",) if role == "store_staff" else ()
+        if stores:
+            _store(polku)
+        clerk = signed_in(polku, user(polku, email, role, *stores))
+        token_of = csrf_of(clerk.get(f"/console/customers/{anna_id}").text)
+        denied = clerk.post(action, data={"csrf_token": token_of}, follow_redirects=False)
+        assert denied.status_code == 403, role
+    assert merges_of(polku, anna_id)[0]["undone"] is False
+
+    done = agent.post(
+        action, data={"csrf_token": token, "reason": "shared card"}, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    assert done.headers["location"].startswith(f"/console/customers/{anna_id}?notice=unmerged")
+    after = agent.get(done.headers["location"])
+    assert "The merge was undone" in shown(after)
+    assert "Undone" in shown(after)
+    polku.settle()
+    split = polku.client.get(f"/v1/profiles/{other}", headers=polku.admin).json()
+    assert split["profile_id"] == other and split["redirected_from"] is None
+    assert merges_of(polku, anna_id)[0]["undone"] is True
+    # Undoing it twice is a conflict page, not an error.
+    twice = agent.post(action, data={"csrf_token": token}, follow_redirects=False)
+    assert twice.status_code == 409 and "already undone" in shown(twice)
