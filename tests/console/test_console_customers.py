@@ -9,9 +9,13 @@ import uuid
 from typing import Any
 
 import pytest
-from console_world import csrf_of, shown, signed_in, user
+from console_world import WS, csrf_of, shown, signed_in, user
+from customers_world import signal_for
 
 from conftest import Polku
+from polku.commerce.catalog.actions import create_product
+from polku.commerce.catalog.validation import ProductInput, VariantInput
+from polku.commerce.locations.actions import create_location
 
 _clock = itertools.count(1)
 
@@ -156,6 +160,7 @@ def test_the_360_view_shows_identities_timeline_orders_and_the_ledger(seeded: Po
         assert f">{heading}</h" in text, heading
     assert "anna.virtanen@koti.fi" in text and "+358401234567" in text and "LC77001" in text
     assert "W-1001" in text and "pos:hki-1:r-1" in text and "pos:hki-1:r-2" in text
+    assert "1 \u00d7 Tuuli jacket" in text  # the multiplication sign
     assert "€129.90" in text
     assert 'data-channel="web"' in text and 'data-channel="store"' in text
     assert "Order Completed" in text and "POS Order Completed" in text and "Jackets" in text
@@ -240,3 +245,68 @@ def test_un_merge_through_the_page_splits_the_profile(seeded: Polku) -> None:
     # Undoing it twice is a conflict page, not an error.
     twice = agent.post(action, data={"csrf_token": token}, follow_redirects=False)
     assert twice.status_code == 409 and "already undone" in shown(twice)
+
+
+def _shop(polku: Polku) -> None:
+    """A jacket in stock at store hki-1 (click & collect) and in a warehouse."""
+    rt = polku.runtime
+    create_product(
+        rt,
+        WS,
+        ProductInput(
+            product_id="takki-1",
+            name="Talvitakki Revontuli",
+            category=("Naiset", "Takit"),
+            variants=(VariantInput(sku="takki-1-M", price_minor=18900, currency="EUR", size="M"),),
+        ),
+    )
+    every_day = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    for location_id, kind in (("hki-1", "store"), ("wh-vantaa", "warehouse")):
+        fields = {"location_id": location_id, "name": location_id, "kind": kind}
+        fields |= {"city": "Helsinki", "postal_code": "00100", "click_and_collect": True}
+        create_location(rt, WS, fields, hours=every_day)
+    for location_id in ("hki-1", "wh-vantaa"):
+        lines = [{"sku": "takki-1-M", "quantity": 5}]
+        body = {"location_id": location_id, "lines": lines}
+        response = polku.client.post("/v1/stock/receipts", json=body, headers=polku.admin)
+        assert response.status_code == 201, response.text
+
+
+def test_the_360_view_shows_cart_reservations_gift_cards_and_signals(polku: Polku) -> None:
+    _shop(polku)
+    send(
+        polku,
+        "identify",
+        userId="olli-1",
+        anonymousId="olli-phone",
+        context={"channel": "app"},
+        traits={"name": "Olli Mäkelä", "email": "olli@koti.fi"},
+    )
+    polku.settle()
+    admin = polku.admin
+    line = {"userId": "olli-1", "sku": "takki-1-M", "quantity": 2}
+    assert polku.client.post("/v1/carts/lines", json=line, headers=admin).status_code == 200
+    held = {"location_id": "hki-1", "lines": [{"sku": "takki-1-M", "quantity": 1}]}
+    held["userId"] = "olli-1"
+    reserved = polku.client.post("/v1/reservations", json=held, headers=admin)
+    assert reserved.status_code == 201, reserved.text
+    card = {"amount": "25.00", "currency": "EUR", "userId": "olli-1"}
+    issued = polku.client.post("/v1/giftcards", json=card, headers=admin)
+    assert issued.status_code == 201, issued.text
+    polku.settle()
+    olli = profile_of_email(polku, "olli@koti.fi")
+    signal_id = signal_for(polku, olli, "hki-1")
+
+    client = signed_in(polku, user(polku, "eero@shop.example", "agent", locale="fi"))
+    found = shown(client.get("/console/customers", params={"q": "olli-1"}))
+    assert f'data-profile="{olli}"' in found and "käyttäjätunnus" in found
+    text = shown(client.get(f"/console/customers/{olli}"))
+    cart = text.split('id="cart"')[1].split("</section>")[0]
+    assert "Talvitakki Revontuli" in cart and "378,00\xa0€" in cart
+    reservations = text.split('id="reservations"')[1].split("</section>")[0]
+    assert reserved.json()["reservation_id"] in reservations and "Varattu" in reservations
+    returns = text.split('id="returns"')[1].split("</section>")[0]
+    assert "25,00\xa0€" in returns and issued.json()["code"][-4:] in returns
+    signals = text.split('id="signals"')[1].split("</section>")[0]
+    assert f"#{signal_id}" in signals and "Katsoi tuotetta Talvitakki" in signals
+    assert "Olli Mäkelä" in text
