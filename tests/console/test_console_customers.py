@@ -5,12 +5,15 @@ through the page (with its role and CSRF checks)."""
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from console_world import WS, csrf_of, shown, signed_in, user
 from customers_world import signal_for
+from fastapi.testclient import TestClient
 
 from conftest import Polku
 from polku.commerce.catalog.actions import create_product
@@ -310,3 +313,59 @@ def test_the_360_view_shows_cart_reservations_gift_cards_and_signals(polku: Polk
     signals = text.split('id="signals"')[1].split("</section>")[0]
     assert f"#{signal_id}" in signals and "Katsoi tuotetta Talvitakki" in signals
     assert "Olli Mäkelä" in text
+
+
+def test_the_360_view_lists_journeys_with_their_decision_trace(polku: Polku) -> None:
+    installed = polku.client.post(
+        "/v1/journeys/library/order-thanks", params={"enabled": True}, headers=polku.admin
+    )
+    assert installed.status_code == 201, installed.text
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    send(
+        polku,
+        "track",
+        userId="liisa-1",
+        event="Order Completed",
+        timestamp=now,
+        context={"channel": "web", "traits": {"email": "liisa@koti.fi", "name": "Liisa"}},
+        properties={"order_id": "W-2002", "total": 20, "currency": "EUR"},
+    )
+    polku.settle()
+    liisa = profile_of_email(polku, "liisa@koti.fi")
+    deadline = time.monotonic() + 15
+    while not _enrolled(polku, liisa):
+        assert time.monotonic() < deadline, "the journey never enrolled the customer"
+        time.sleep(0.1)
+
+    client = signed_in(polku, user(polku, "mari@shop.example", "marketer"))
+    text = shown(client.get(f"/console/customers/{liisa}"))
+    journeys = text.split('id="journeys"')[1].split("</section>")[0]
+    assert 'data-journey="order-thanks"' in journeys and "Order thank-you" in journeys
+    assert "<details>" in journeys and "Decision trace" in journeys
+    trace = journeys.split('<ol class="trace">')[1].split("</ol>")[0]
+    assert "thanks" in trace  # the step the decisions were taken at
+
+
+def _enrolled(polku: Polku, profile_id: str) -> bool:
+    response = polku.client.get(f"/v1/profiles/{profile_id}/journeys", headers=polku.admin)
+    return response.status_code == 200 and bool(response.json()["enrollments"])
+
+
+def test_bad_requests_are_pages_that_say_why(seeded: Polku) -> None:
+    polku = seeded
+    anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
+    anonymous = TestClient(polku.client.app)
+    signed_out = anonymous.get(f"/console/customers/{anna_id}", follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/console/login"
+    agent = signed_in(polku, user(polku, "eero@shop.example", "agent"))
+    token = csrf_of(agent.get(f"/console/customers/{anna_id}").text)
+    unknown = agent.post(
+        f"/console/customers/{anna_id}/merges/m-nope/unmerge",
+        data={"csrf_token": token},
+        follow_redirects=False,
+    )
+    assert unknown.status_code == 404 and "There is no merge 'm-nope'" in shown(unknown)
+    nobody = "p_" + "0" * 24
+    for path in (f"/console/customers/{'x' * 500}", f"/console/customers/{nobody}"):
+        page = agent.get(path)
+        assert page.status_code in (404, 422) and "Traceback" not in page.text, path
