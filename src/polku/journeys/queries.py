@@ -26,6 +26,7 @@ from polku.profiles.tables import profiles
 
 __all__ = [
     "Live",
+    "drop_reasons",
     "enrollments_of",
     "explain",
     "get_journey",
@@ -491,3 +492,26 @@ def _merged_into(conn: Connection, workspace_id: str, holder: str) -> set[str]:
         )
     ).all()
     return {str(r[0]) for r in rows}
+
+
+def drop_reasons(
+    conn: Connection, workspace_id: str, key: str, *, since: int = 0
+) -> dict[str, dict[str, int]]:
+    """Per step, how many sends were dropped or failed for each reason (a guard's reason:
+    ``no_consent``, ``frequency_cap``, ...; ``failed`` when delivery failed)."""
+    s = sends.c
+    found: dict[str, dict[str, int]] = {}
+    for row in conn.execute(
+        select(s.step_id, s.status, s.reason, func.count())
+        .where(
+            s.workspace_id == workspace_id,
+            s.journey_key == key,
+            s.created_at >= since,
+            s.status.in_(("dropped", "failed")),
+        )
+        .group_by(s.step_id, s.status, s.reason)
+    ):
+        reason = str(row[2] or row[1])
+        step = found.setdefault(str(row[0]), {})
+        step[reason] = step.get(reason, 0) + int(row[3])
+    return found
