@@ -8,12 +8,17 @@ from decimal import Decimal
 from typing import Final
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from polku.console import roles
-from polku.console.customer_view import CHANNELS, find_customers, holder_of, view_of
+from polku.console.customer_view import (
+    find_customers,
+    holder_of,
+    other_of_merge,
+    view_of,
+)
 from polku.console.i18n import catalogue, text
 from polku.console.web import (
     Form,
@@ -25,10 +30,10 @@ from polku.console.web import (
     render,
     signed_in,
 )
-from polku.errors import InvalidField, NotFound, PolkuError
+from polku.errors import InvalidField, PolkuError
+from polku.events import CHANNELS
 from polku.http import runtime
 from polku.identity.actions import request_unmerge
-from polku.identity.queries import require_merge
 from polku.storage.engine import translate_errors
 
 __all__ = ["router"]
@@ -38,6 +43,8 @@ router = APIRouter()
 NOTICES: Final = ("unmerged", "unmerge_pending")
 """What the 360° page may say after a redirect (`?notice=`)."""
 _REASON_LIMIT: Final = 500
+_ID_LIMIT: Final = 200
+_QUERY_LIMIT: Final = 200
 
 
 def _label(locale: str, prefix: str, value: str) -> str:
@@ -58,11 +65,14 @@ def _page_of(profile_id: str, **params: str) -> str:
 
 
 @router.get("/customers")
-def customers_page(request: Request, q: str = Query("", max_length=200)) -> Response:
+def customers_page(request: Request, q: str = "") -> Response:
     """Find a customer by name, email, phone, loyalty card or order id."""
     found = signed_in(request, "customers")
     if isinstance(found, Response):
         return found
+    if len(q) > _QUERY_LIMIT:
+        message = text(locale_of(request, found), "cust_query_too_long", limit=_QUERY_LIMIT)
+        return refused(request, found, 400, message)
     rt = runtime(request)
     try:
         with translate_errors("searching customers"), rt.engine.connect() as conn:
@@ -77,9 +87,9 @@ def customers_page(request: Request, q: str = Query("", max_length=200)) -> Resp
 def customer_page(
     request: Request,
     profile_id: str,
-    channel: str = Query("", max_length=40),
-    notice: str = Query("", max_length=40),
-    other: str = Query("", max_length=64),
+    channel: str = "",
+    notice: str = "",
+    other: str = "",
 ) -> Response:
     """One person's 360° view; a merged-away id redirects to the profile that holds it."""
     found = signed_in(request, "customers")
@@ -107,7 +117,7 @@ def customer_page(
         channels=CHANNELS,
         may_unmerge=roles.allows(found.user.role, "customers.unmerge"),
         notice=notice if notice in NOTICES else None,
-        other=other,
+        other=other if 0 < len(other) <= _ID_LIMIT else "",
         page_url=_page_of(view.profile.profile_id),
         label=functools.partial(_label, locale),
         minor=_minor,
@@ -125,28 +135,19 @@ async def unmerge(request: Request, profile_id: str, merge_id: str, form: Form) 
     ws, rt = found.user.workspace_id, runtime(request)
     locale = locale_of(request, found)
 
-    def _merge_of_profile() -> str | None:
+    def _other() -> str | None:
         with translate_errors("reading the merge ledger"), rt.engine.connect() as conn:
-            entry = require_merge(conn, ws, merge_id[:200])
-            holder = holder_of(conn, ws, profile_id)
-        if holder not in (entry.winner_id, entry.loser_id) and profile_id not in (
-            entry.winner_id,
-            entry.loser_id,
-        ):
-            return None
-        return entry.loser_id if entry.winner_id in (holder, profile_id) else entry.winner_id
+            return other_of_merge(conn, ws, profile_id, merge_id[:_ID_LIMIT])
 
     try:
-        other = await run_in_threadpool(_merge_of_profile)
+        other = await run_in_threadpool(_other)
         if other is None:
             message = text(locale, "cust_merge_not_here", merge=merge_id[:80])
             return refused(request, found, 404, message)
         reason = form.get("reason", "").strip()[:_REASON_LIMIT]
         receipt = await request_unmerge(rt, ws, merge_id, found.user.staff_id, reason)
         applied = await rt.progress.wait_for(receipt)
-    except NotFound as exc:
-        return refused(request, found, 404, exc.message)
-    except PolkuError as exc:
+    except PolkuError as exc:  # no such merge (404), already undone (409)
         return refused(request, found, exc.status, exc.message)
     notice = "unmerged" if applied else "unmerge_pending"
     return redirect(_page_of(profile_id, notice=notice, other=other))

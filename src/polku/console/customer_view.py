@@ -23,9 +23,8 @@ from polku.commerce.orders.queries import Order, get_order, orders_of
 from polku.commerce.returns.queries import Return, list_returns
 from polku.commerce.stock.queries import reservations_of
 from polku.errors import InvalidField, NotFound, PolkuError
-from polku.events import CHANNELS
 from polku.identity.identifiers import IdentityConfig
-from polku.identity.queries import MergeEntry, merge_ledger
+from polku.identity.queries import MergeEntry, merge_ledger, require_merge
 from polku.journeys import queries as journeys
 from polku.profiles.queries import (
     Profile,
@@ -41,12 +40,13 @@ from polku.recommend import queries as recommend
 from polku.signals.queries import Signal, signals_of
 
 __all__ = [
-    "CHANNELS",
+    "SEARCH_LIMIT",
     "TIMELINE_LIMIT",
     "CustomerView",
     "JourneyOfPerson",
     "find_customers",
     "holder_of",
+    "other_of_merge",
     "view_of",
 ]
 
@@ -109,6 +109,18 @@ def find_customers(
 def holder_of(conn: Connection, ws: str, profile_id: str) -> str | None:
     """The profile that holds `profile_id` now (itself or the one it was merged into)."""
     return resolve(conn, ws, profile_id)
+
+
+def other_of_merge(conn: Connection, ws: str, profile_id: str, merge_id: str) -> str | None:
+    """The other profile of merge `merge_id` in the ledger of the person `profile_id`
+    holds now; None when the merge is not theirs. Raises `NotFound` for an unknown merge."""
+    entry = require_merge(conn, ws, merge_id)
+    holder = resolve(conn, ws, profile_id)
+    if holder == entry.winner_id:
+        return entry.loser_id
+    if holder == entry.loser_id:
+        return entry.winner_id
+    return None
 
 
 @dataclass(frozen=True, slots=True)
