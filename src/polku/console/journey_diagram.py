@@ -192,11 +192,12 @@ def diagram(
             continue
         right = _LEFT + _BOX_W
         lane_x = right + _LABEL_ROOM + _LANE * lanes[n]
+        edge_in = _LEFT + _BOX_W // 2 + 60 if edge.target == END else right
         # Several lanes out of one step (a split's arms) leave it one above the other.
         k = sum(1 for m in lanes if m < n and flow[m].source == edge.source)
         out_y, in_y = source_y + 16 + 14 * (k % 3), target_y + _BOX_H // 3
         body.append(
-            f'<path d="M{right},{out_y} H{lane_x} V{in_y} H{right + 2}" fill="none" '
+            f'<path d="M{right},{out_y} H{lane_x} V{in_y} H{edge_in + 2}" fill="none" '
             f'stroke="{_STROKE}" stroke-width="1.5" marker-end="url(#journey-arrow)"/>'
         )
         if label:
