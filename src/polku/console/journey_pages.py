@@ -36,6 +36,19 @@ _STEP: Final = r"^[A-Za-z0-9][A-Za-z0-9_.?-]{0,79}$"
 _STEP_FIELD: Final = re.compile(r"^steps\[(\d+):([^\]]+)\](?:\.([A-Za-z_]+))?")
 _AT_LINE: Final = re.compile(r"at line (\d+)")
 _CONTEXT_LINES: Final = 3
+_TOP_KEYS: Final = ("key", "name", "description", "trigger", "entry", "exit", "goal", "steps")
+_STEP_KEYS: Final = (
+    "id",
+    "wait",
+    "wait_until",
+    "wait_for",
+    "if",
+    "then",
+    "else",
+    "split",
+    "send",
+    "template",
+)
 STARTER: Final = """\
 key: welcome
 name: {en: Welcome, fi: Tervetuloa}
@@ -65,12 +78,29 @@ def _picture(journey: Journey, locale: str, marked: str | None = None) -> Any:
     return diagram(journey, title=title, words=_words(locale), marked=marked)
 
 
+class _Indented(yaml.SafeDumper):
+    """Lists indented under their key, as docs/journeys.md writes them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _ordered(mapping: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
+    found = {k: mapping[k] for k in first if k in mapping}
+    found.update({k: v for k, v in mapping.items() if k not in found})
+    return found
+
+
 def _as_yaml(document: Mapping[str, Any]) -> str:
-    """A stored document as YAML for the editor, its top-level keys in the usual order."""
-    order = ("key", "name", "description", "trigger", "entry", "exit", "goal", "steps")
-    ordered = {k: document[k] for k in order if k in document}
-    ordered.update({k: v for k, v in document.items() if k not in ordered})
-    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=96)
+    """A stored document (its keys sorted) as YAML for the editor, in the order people write
+    it: the journey's keys as docs/journeys.md lists them, each step's id and kind first."""
+    ordered = _ordered(document, _TOP_KEYS)
+    steps = ordered.get("steps")
+    if isinstance(steps, list):
+        ordered["steps"] = [
+            _ordered(step, _STEP_KEYS) if isinstance(step, Mapping) else step for step in steps
+        ]
+    return yaml.dump(ordered, Dumper=_Indented, sort_keys=False, allow_unicode=True, width=10_000)
 
 
 def _line_of(source: str, field: str | None, message: str) -> int | None:
