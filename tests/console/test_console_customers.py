@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -296,6 +296,25 @@ def test_the_360_view_shows_cart_reservations_gift_cards_and_signals(polku: Polk
     card = {"amount": "25.00", "currency": "EUR", "userId": "olli-1"}
     issued = polku.client.post("/v1/giftcards", json=card, headers=admin)
     assert issued.status_code == 201, issued.text
+    bought = datetime.now(UTC) - timedelta(days=3)
+    send(
+        polku,
+        "track",
+        userId="olli-1",
+        event="Order Completed",
+        timestamp=bought.isoformat().replace("+00:00", "Z"),
+        context={"channel": "app"},
+        properties={
+            "order_id": "A-3003",
+            "currency": "EUR",
+            "total": 189,
+            "products": [{"sku": "takki-1-M", "quantity": 1, "price": 189}],
+        },
+    )
+    polku.settle()
+    back = {"order_id": "A-3003", "lines": [{"sku": "takki-1-M", "reason": "wrong_size"}]}
+    returned = polku.client.post("/v1/returns", json=back, headers=admin)
+    assert returned.status_code == 201, returned.text
     polku.settle()
     olli = profile_of_email(polku, "olli@koti.fi")
     signal_id = signal_for(polku, olli, "hki-1")
@@ -310,6 +329,8 @@ def test_the_360_view_shows_cart_reservations_gift_cards_and_signals(polku: Polk
     assert reserved.json()["reservation_id"] in reservations and "Varattu" in reservations
     returns = text.split('id="returns"')[1].split("</section>")[0]
     assert "25,00\xa0€" in returns and issued.json()["code"][-4:] in returns
+    assert returned.json()["return_id"] in returns and "A-3003" in returns
+    assert "Pyydetty" in returns  # requested
     signals = text.split('id="signals"')[1].split("</section>")[0]
     assert f"#{signal_id}" in signals and "Katsoi tuotetta Talvitakki" in signals
     assert "Olli Mäkelä" in text
