@@ -217,7 +217,9 @@ def test_the_detail_page_draws_the_flow_and_the_numbers(polku: Polku) -> None:
     assert "<title>The flow of Thank buyers</title>" in drawing
     assert "first-order (if profile.order_count gt 0) goes to then thank, else end" in drawing
     assert 'class="chart"' in page.text  # the funnel
-    assert re.search(r'<tr data-step="wait-a-bit">.*?<td class="num">1</td>', page.text, re.S)
+    first = re.search(r'<tr data-step="wait-a-bit">(.*?)</tr>', page.text, re.S)
+    assert first is not None and '<td class="num">1</td>' in first.group(1)
+    assert 'data-testid="arms">journey 1<' in first.group(1)
 
 
 def test_why_explains_by_email_and_an_unknown_person_is_a_404(polku: Polku) -> None:

@@ -143,7 +143,10 @@ def _excerpt(source: str, line: int | None) -> list[tuple[int, str, bool]]:
 
 
 def _step_rows(
-    journey: Journey, stats: Mapping[str, Any], reasons: Mapping[str, Mapping[str, int]]
+    journey: Journey,
+    stats: Mapping[str, Any],
+    reasons: Mapping[str, Mapping[str, int]],
+    arms: Mapping[str, Mapping[str, int]],
 ) -> list[dict[str, Any]]:
     """The journey's steps in their written order with their numbers."""
     by_step = {row["step"]: row for row in stats["steps"]}
@@ -161,6 +164,7 @@ def _step_rows(
                 "sent": sends.get("sent", 0),
                 "dropped": sends.get("dropped", 0) + sends.get("failed", 0),
                 "reasons": sorted(reasons.get(step.id, {}).items(), key=lambda kv: -kv[1]),
+                "arms": sorted(arms.get(step.id, {}).items()),
                 "email": isinstance(step, Send) and step.kind == "email",
             }
         )
@@ -386,6 +390,7 @@ def _detail(
             versions = queries.versions_of(conn, ws, key)
             stats = queries.journey_stats(conn, ws, key)
             reasons = queries.drop_reasons(conn, ws, key)
+            by_arm = queries.entered_by_arm(conn, ws, key)
             if who.strip():
                 try:
                     person = proofs.find_person(conn, ws, who, rt.identity)
@@ -395,7 +400,7 @@ def _detail(
     except PolkuError as exc:
         return refused(request, viewer, exc.status, exc.message)
     assert journey is not None  # a journey's live version is stored
-    rows = _step_rows(journey, stats, reasons)
+    rows = _step_rows(journey, stats, reasons, by_arm)
     return render(
         request,
         "journeys/detail.html",

@@ -28,6 +28,7 @@ __all__ = [
     "Live",
     "drop_reasons",
     "enrollments_of",
+    "entered_by_arm",
     "explain",
     "get_journey",
     "journey_stats",
@@ -514,4 +515,26 @@ def drop_reasons(
         reason = str(row[2] or row[1])
         step = found.setdefault(str(row[0]), {})
         step[reason] = step.get(reason, 0) + int(row[3])
+    return found
+
+
+def entered_by_arm(
+    conn: Connection, workspace_id: str, key: str, *, since: int = 0
+) -> dict[str, dict[str, int]]:
+    """Per step, how many enrollments of each arm (journey, control, holdout) reached it."""
+    t, e = trace.c, enrollments.c
+    found: dict[str, dict[str, int]] = {}
+    for row in conn.execute(
+        select(t.step_id, e.arm, func.count(func.distinct(t.enrollment_id)))
+        .join(enrollments, e.enrollment_id == t.enrollment_id)
+        .where(
+            t.workspace_id == workspace_id,
+            t.journey_key == key,
+            t.at >= since,
+            t.step_id.is_not(None),
+            t.kind != "end",
+        )
+        .group_by(t.step_id, e.arm)
+    ):
+        found.setdefault(str(row[0]), {})[str(row[1])] = int(row[2])
     return found
