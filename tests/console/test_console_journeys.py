@@ -340,3 +340,20 @@ def test_a_test_send_arrives_addressed_to_the_user_and_counts_nothing(mailed: Ma
     assert sends == []
     sample = client.post("/console/journeys/thanks/steps/thank/proof", data={"csrf_token": token})
     assert sample.status_code == 200 and len(mailed.mailbox.messages) == 2
+
+
+def test_a_dropped_message_shows_its_reason_on_its_step_and_in_why(polku: Polku) -> None:
+    at_once = {**THANKS, "steps": THANKS["steps"][2:]}
+    put(polku, at_once)
+    buyer(polku, "u-1", "aino@example.fi")  # no consent to marketing email
+    client = marketer(polku)
+    page = client.get("/console/journeys/thanks")
+    row = re.search(r'<tr data-step="thank">(.*?)</tr>', page.text, re.S)
+    assert row is not None, page.text[:3000]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[:5] == ["1", "0", "0", "0", "1"]  # entered, waiting, exited, sent, dropped
+    assert cells[6] == "<code>consent</code> 1"
+    why = client.get("/console/journeys/thanks", params={"who": "aino@example.fi"})
+    verdict = re.search(r'data-testid="verdict">(.*?)<', shown(why))
+    assert verdict is not None
+    assert verdict.group(1) == "Not sent: the email of step 'thank' was dropped (consent)."
