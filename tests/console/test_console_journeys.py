@@ -185,6 +185,8 @@ def test_save_makes_version_2_which_the_api_serves(polku: Polku) -> None:
     page = client.get(saved.headers["location"])
     assert 'data-testid="saved">Saved as version 2.<' in page.text
     assert 'data-testid="version">2<' in page.text
+    odd = client.get("/console/journeys/thanks", params={"saved": "x", "who": "y" * 5000})
+    assert odd.status_code == 404 and "Saved as" not in odd.text  # no profile 'yyy…'
 
 
 def test_a_new_journey_is_saved_and_an_existing_key_is_a_409(polku: Polku) -> None:
@@ -201,7 +203,7 @@ def test_a_new_journey_is_saved_and_an_existing_key_is_a_409(polku: Polku) -> No
     again = client.post(
         "/console/journeys/new", data={"csrf_token": token, "document": FIXED, "action": "save"}
     )
-    assert again.status_code == 409 and "A journey thanks exists already" in shown(again)
+    assert again.status_code == 409 and "There is a journey 'thanks' already" in shown(again)
 
 
 def test_the_detail_page_draws_the_flow_and_the_numbers(polku: Polku) -> None:

@@ -335,14 +335,10 @@ def _editor_post(request: Request, form: dict[str, str], key: str | None) -> Res
     ws = found.user.workspace_id
     try:
         with translate_errors("saving a journey"), writing(rt.engine) as conn:
-            if key is None and any(
-                j["key"] == journey.key for j in queries.list_journeys(conn, ws)
-            ):
-                raise Conflict(
-                    text(locale_of(request, found), "journey_exists", journey=journey.key),
-                    field="key",
-                )
-            version, _ = actions.save_journey(conn, ws, document, by=found.user.email)
+            if key is None:
+                version = actions.create_journey(conn, ws, document, by=found.user.email)
+            else:
+                version, _ = actions.save_journey(conn, ws, document, by=found.user.email)
     except (BadRequest, Conflict) as exc:
         return _editor(
             request, found, key=key, source=source, status=exc.status, error=_error_of(exc)
@@ -427,15 +423,16 @@ def _detail(
 def journey_page(
     request: Request,
     key: str,
-    who: str = Query("", max_length=200),
-    saved: int | None = Query(None, ge=1, le=1_000_000),
+    who: str = Query("", description="A profile id or email address."),
+    saved: str = Query("", description="The version just saved, to say so."),
 ) -> Response:
     """A journey: its flow, numbers per step and arm, versions, and with `who` (a profile
     id or email) why that person did or did not get its messages."""
     found = signed_in(request, "journeys")
     if isinstance(found, Response):
         return found
-    return _detail(request, found, key, who=who, saved=saved)
+    version = int(saved) if saved.isdigit() and len(saved) < 8 else None
+    return _detail(request, found, key, who=who[:200], saved=version)
 
 
 @router.post("/journeys/{key}/steps/{step_id}/proof")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select
 
-from polku.errors import NotFound
+from polku.errors import Conflict, NotFound
 from polku.journeys.config import JourneyConfig, save_config
 from polku.journeys.content import Content
 from polku.journeys.definition import Journey, parse_journey, parse_text
@@ -26,6 +26,7 @@ from polku.journeys.tables import journey_states, journey_versions
 
 __all__ = [
     "check_document",
+    "create_journey",
     "install",
     "library",
     "save_journey",
@@ -139,6 +140,25 @@ def save_journey(
             .values(**values)
         )
     return version, True
+
+
+def create_journey(conn: Connection, workspace_id: str, document: Any, *, by: str) -> int:
+    """Store `document` as version 1 of a new journey (disabled); Conflict when the
+    workspace has a journey of that key already (saving would replace what someone else
+    wrote)."""
+    journey = check_document(document)
+    s = journey_states.c
+    exists = conn.execute(
+        select(s.version).where(s.workspace_id == workspace_id, s.journey_key == journey.key)
+    ).first()
+    if exists is not None:
+        raise Conflict(
+            f"There is a journey {journey.key!r} already.",
+            field="key",
+            hint="Edit that journey instead, or give the new one another key.",
+        )
+    version, _ = save_journey(conn, workspace_id, document, by=by, enabled=False)
+    return version
 
 
 def set_enabled(conn: Connection, workspace_id: str, key: str, enabled: bool) -> None:
