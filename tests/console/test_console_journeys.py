@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 import socket
 import uuid
@@ -359,3 +360,21 @@ def test_a_dropped_message_shows_its_reason_on_its_step_and_in_why(polku: Polku)
     verdict = re.search(r'data-testid="verdict">(.*?)<', shown(why))
     assert verdict is not None
     assert verdict.group(1) == "Not sent: the email of step 'thank' was dropped (consent)."
+
+
+def test_a_json_document_validates_too_with_the_line_of_the_step(polku: Polku) -> None:
+    put(polku, THANKS)
+    client = marketer(polku)
+    token = csrf_of(client.get("/console/journeys/thanks/edit").text)
+    document = json.dumps(
+        {**THANKS, "steps": [*THANKS["steps"][:2], {"id": "thank", "send": "mail"}]}, indent=2
+    )
+    checked = client.post(
+        "/console/journeys/thanks/edit",
+        data={"csrf_token": token, "document": document, "action": "validate"},
+    )
+    assert checked.status_code == 400
+    text = shown(checked)
+    field = re.search(r'data-testid="error-field">([^<]+)<', text)
+    assert field is not None and field.group(1) == "steps[2:thank].send"
+    assert re.findall(r"<mark>.*?</mark>", text) == ['<mark>  29        "send": "mail"</mark>']
