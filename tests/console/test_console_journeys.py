@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from console_world import csrf_of, shown, signed_in, user
+from console_world import csrf_of, shown, signed_in, store, user
 from fastapi.testclient import TestClient
 
 from conftest import Polku
@@ -239,8 +239,11 @@ def test_why_explains_by_email_and_an_unknown_person_is_a_404(polku: Polku) -> N
 def test_agents_and_store_staff_get_403_and_a_missing_token_is_refused(polku: Polku) -> None:
     put(polku, THANKS)
     agent = signed_in(polku, user(polku, "eero@example.com", "agent"))
+    store(polku, "hki-kamppi")
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
     for path in ("/console/journeys", "/console/journeys/thanks", "/console/journeys/new"):
-        assert agent.get(path).status_code == 403
+        assert agent.get(path).status_code == 403 and clerk.get(path).status_code == 403
+    assert clerk.get("/console/journeys/thanks/edit").status_code == 403
     token = csrf_of(agent.get("/console/").text)
     refused = agent.post("/console/journeys/thanks/disable", data={"csrf_token": token})
     assert refused.status_code == 403
