@@ -137,6 +137,9 @@ def test_validate_names_the_step_and_field_and_saves_nothing(polku: Polku) -> No
     assert "no_such_template" in text
     assert 'data-testid="error-line">On line 9:' in text
     assert "<mark>   9      template: no_such_template</mark>" in text
+    outlined = r'data-testid="live-diagram">.*?data-step="thank">.*?<rect([^>]*)/>'
+    live = re.search(outlined, text, re.S)
+    assert live is not None and 'stroke="#a40e26"' in live.group(1)  # the step outlined
     assert polku.client.get("/v1/journeys/thanks", headers=polku.admin).json()["version"] == 1
     saved = client.post("/console/journeys/thanks/edit", data={**form, "action": "save"})
     assert saved.status_code == 400

@@ -249,7 +249,10 @@ def _editor(
     status: int = 200,
     error: dict[str, Any] | None = None,
     preview: Journey | None = None,
+    live: Journey | None = None,
 ) -> Response:
+    """The editor page; `preview` is the valid draft's flow, `live` the live version's, drawn
+    beside an error with the step it names outlined."""
     locale = locale_of(request, viewer)
     line = _line_of(source, error["field"], error["message"]) if error else None
     marked = None
@@ -269,7 +272,20 @@ def _editor(
         marked=marked,
         picture=_picture(preview, locale) if preview else None,
         steps=[s.id for s in preview.steps] if preview else [],
+        live_picture=_picture(live, locale, marked) if live else None,
     )
+
+
+def _live(request: Request, viewer: Viewer, key: str) -> Journey | None:
+    """The live version of journey `key`, if it can be read."""
+    rt = runtime(request)
+    ws = viewer.user.workspace_id
+    try:
+        with translate_errors("reading a journey"), rt.engine.connect() as conn:
+            state = queries.get_journey(conn, ws, key)
+            return queries.version_of(conn, ws, key, int(state["live_version"]))
+    except PolkuError:
+        return None
 
 
 @router.get("/journeys/new")
@@ -328,7 +344,9 @@ def _editor_post(request: Request, form: dict[str, str], key: str | None) -> Res
     try:
         document, journey = _checked(source, key)
     except BadRequest as exc:
-        return _editor(request, found, key=key, source=source, status=400, error=_error_of(exc))
+        live = _live(request, found, key) if key else None
+        error = _error_of(exc)
+        return _editor(request, found, key=key, source=source, status=400, error=error, live=live)
     if form.get("action") != "save":
         return _editor(request, found, key=key, source=source, preview=journey)
     rt = runtime(request)
