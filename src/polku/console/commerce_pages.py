@@ -127,6 +127,7 @@ def _store_page(
         viewer,
         status,
         store=chosen,
+        store_name=next(s.name for s in stores if s.location_id == chosen),
         stores=stores,
         error=error,
         outcomes=OUTCOMES,
