@@ -194,24 +194,23 @@ def returns_page(request: Request, store: str | None = Query(None, max_length=10
     return _store_page(request, found, "commerce/returns.html", store)
 
 
-def _inspections(form: dict[str, str], lines: int, locale: str) -> list[return_actions.Inspection]:
-    """The units of each line the form gives each outcome (fields `<outcome>-<i>` and
-    `condition-<i>`, i the line's place in the return); InvalidField for a count that is not
-    a whole number of 0 or more."""
+def _inspections(form: dict[str, str], ret: Return, locale: str) -> list[return_actions.Inspection]:
+    """The units of each line of `ret` the form gives each outcome (fields `<outcome>-<i>`
+    and `condition-<i>`, i the line's place in the return); InvalidField for a count that is
+    not a whole number of 0 or more."""
     found: list[return_actions.Inspection] = []
-    for i in range(lines):
-        sku = form.get(f"sku-{i}", "")
+    for i, line in enumerate(ret.lines):
         condition = form.get(f"condition-{i}", "").strip()[:500] or None
         for outcome in OUTCOMES:
             raw = form.get(f"{outcome}-{i}", "").strip() or "0"
             if not raw.isdigit() or len(raw) > 6:
                 raise InvalidField(
-                    text(locale, "commerce_bad_count", count=raw[:20], sku=sku[:200]),
+                    text(locale, "commerce_bad_count", count=raw[:20], sku=line.sku),
                     field=f"{outcome}-{i}",
                     code="invalid_quantity",
                 )
             if int(raw):
-                found.append(return_actions.Inspection(sku, int(raw), outcome, condition))
+                found.append(return_actions.Inspection(line.sku, int(raw), outcome, condition))
     return found
 
 
@@ -243,7 +242,7 @@ def inspect_return(request: Request, return_id: str, form: Form) -> Response:
         return ret
     locale = locale_of(request, found)
     try:
-        outcomes = _inspections(form, len(ret.lines), locale)
+        outcomes = _inspections(form, ret, locale)
         return_actions.inspect(
             runtime(request), found.user.workspace_id, return_id, outcomes, found.user.staff_id
         )
