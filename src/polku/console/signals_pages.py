@@ -1,15 +1,26 @@
-"""The buying-signal queues: the signals routed to the user's store or team, with claim,
-acknowledge and record-outcome, kept live by polling the list fragment."""
+"""The buying-signal queues: the signals routed to the user's store or team, each with its
+customer, products and their stock at the store, with claim, acknowledge and
+record-outcome; kept live by a server-sent stream that says when the list changed.
+
+The stream (`/console/signals/stream`) compares the queue's marker
+(`signals.queries.queue_marker`) once a second and sends `event: changed` with the new
+marker as its id; the page then fetches the list fragment. Each stream ends when the
+client goes away, and after `STREAM_SECONDS` in any case, so a server shutting down never
+waits long for an open console; the browser reconnects by itself, sending the last marker
+it saw (`Last-Event-ID`), so no change is missed in between."""
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import Connection, Engine
 
-from polku.commerce.locations.queries import list_locations
+from polku.commerce.locations.queries import get_location, list_locations
 from polku.console import roles
 from polku.console.i18n import text
 from polku.console.web import Form, Viewer, locale_of, posted, redirect, refused, render, signed_in
@@ -24,6 +35,10 @@ __all__ = ["router"]
 router = APIRouter()
 
 REFRESH_SECONDS: Final = 3
+"""How often the page polls the list when the stream is not available."""
+STREAM_SECONDS: Final = 15.0
+POLL_SECONDS: Final = 1.0
+KEEPALIVE_SECONDS: Final = 10.0
 
 
 def _queues(request: Request, viewer: Viewer) -> list[str]:
@@ -36,10 +51,9 @@ def _queues(request: Request, viewer: Viewer) -> list[str]:
     return roles.signal_queues(user.role, user.stores, every)
 
 
-def _queue_page(
-    request: Request, viewer: Viewer, queue: str | None, fragment: bool, error: str | None = None
-) -> Response:
-    """The signal queue `queue` (default: the user's first), or the page that refuses it."""
+def _allowed_queue(request: Request, viewer: Viewer, queue: str | None) -> str | Response:
+    """The queue asked for (default: the user's first) if the user may see it and the
+    workspace has it; else the page that refuses it (403 or 404)."""
     allowed = _queues(request, viewer)
     chosen = queue or (allowed[0] if allowed else "")
     locale = locale_of(request, viewer)
@@ -49,11 +63,55 @@ def _queue_page(
     try:
         with translate_errors("reading signals"), rt.engine.connect() as conn:
             signal_queries.check_known_queue(conn, viewer.user.workspace_id, chosen)
-            found = signal_queries.list_signals(
-                conn, viewer.user.workspace_id, queue=chosen, limit=100
-            )
     except (NotFound, InvalidField) as exc:
         return refused(request, viewer, 404, exc.message)
+    return chosen
+
+
+def _cards(
+    conn: Connection, workspace_id: str, queue: str, found: list[signal_queries.Signal]
+) -> dict[int, dict[str, Any]]:
+    """What each signal's card shows besides the signal: its customer, and its products'
+    names with their stock at the signal's store (else the queue's store)."""
+    customers = signal_queries.signal_customers(conn, workspace_id, [s.profile_id for s in found])
+    prefix = roles.STORE_PREFIX
+    queue_store = queue[len(prefix) :] if queue.startswith(prefix) else None
+    cards: dict[int, dict[str, Any]] = {}
+    for s in found:
+        store = s.store_id or queue_store
+        stock = signal_queries.stock_at(conn, workspace_id, store, s.products) if store else {}
+        products = [
+            {
+                "id": pid,
+                "name": stock[pid][0] if pid in stock else pid,
+                "stock": stock[pid][1] if pid in stock else None,
+            }
+            for pid in s.products
+        ]
+        store_name = None
+        if store:
+            location = get_location(conn, workspace_id, store)
+            store_name = location.name if location else store
+        cards[s.signal_id] = {
+            "customer": customers.get(s.profile_id),
+            "products": products,
+            "store": store_name,
+        }
+    return cards
+
+
+def _queue_page(
+    request: Request, viewer: Viewer, queue: str | None, fragment: bool, error: str | None = None
+) -> Response:
+    """The signal queue `queue` (default: the user's first), or the page that refuses it."""
+    chosen = _allowed_queue(request, viewer, queue)
+    if isinstance(chosen, Response):
+        return chosen
+    workspace_id = viewer.user.workspace_id
+    with translate_errors("reading signals"), runtime(request).engine.connect() as conn:
+        found = signal_queries.list_signals(conn, workspace_id, queue=chosen, limit=100)
+        cards = _cards(conn, workspace_id, chosen, found)
+        marker = signal_queries.queue_marker(conn, workspace_id, chosen)
     name = "signals/list.html" if fragment else "signals/queue.html"
     status = 200 if error is None else 409
     return render(
@@ -62,8 +120,11 @@ def _queue_page(
         viewer,
         status,
         queue=chosen,
-        queues=allowed,
+        queues=_queues(request, viewer),
         signals=found,
+        cards=cards,
+        marker=marker,
+        stream_url="/console/signals/stream?" + urlencode({"queue": chosen}),
         outcomes=signal_actions.OUTCOMES,
         error=error,
         refresh_url="/console/signals/list?" + urlencode({"queue": chosen}),
@@ -88,6 +149,58 @@ def signals_fragment(request: Request, queue: str | None = Query(None, max_lengt
     if isinstance(found, Response):
         return found
     return _queue_page(request, found, queue, fragment=True)
+
+
+def _marker(engine: Engine, workspace_id: str, queue: str) -> str:
+    with translate_errors("reading signals"), engine.connect() as conn:
+        return signal_queries.queue_marker(conn, workspace_id, queue)
+
+
+async def queue_changes(
+    request: Request, engine: Engine, workspace_id: str, queue: str, seen: str, seconds: float
+) -> AsyncIterator[bytes]:
+    """The stream's body: `event: changed` (id: the new marker) each time the queue's
+    marker differs from the last one sent (`seen` at first), keep-alive comments while
+    quiet; ends when the client disconnects or after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    quiet_since = loop.time()
+    yield b"retry: 2000\n\n"
+    while loop.time() < deadline and not await request.is_disconnected():
+        marker = await asyncio.to_thread(_marker, engine, workspace_id, queue)
+        if marker != seen:
+            seen, quiet_since = marker, loop.time()
+            yield f"id: {marker}\nevent: changed\ndata: {marker}\n\n".encode()
+        elif loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+            quiet_since = loop.time()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+
+
+@router.get("/signals/stream")
+def signals_stream(
+    request: Request,
+    queue: str | None = Query(None, max_length=120),
+    since: str = Query("", max_length=40, description="The marker the page was drawn at."),
+    seconds: float = Query(STREAM_SECONDS, gt=0, le=STREAM_SECONDS),
+) -> Response:
+    """Server-sent events for a queue the user may see (checked as the page is): `changed`
+    when its list changed since `since` (or the browser's `Last-Event-ID`)."""
+    found = signed_in(request, "signals")
+    if isinstance(found, Response):
+        return found
+    chosen = _allowed_queue(request, found, queue)
+    if isinstance(chosen, Response):
+        return chosen
+    seen = request.headers.get("last-event-id", since)[:40]
+    body = queue_changes(
+        request, runtime(request).engine, found.user.workspace_id, chosen, seen, seconds
+    )
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/signals/{signal_id}/{decision}")

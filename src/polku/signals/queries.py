@@ -9,6 +9,7 @@ after the claim ends.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,18 +18,22 @@ from typing import Any, Final
 import orjson
 from sqlalchemy import Connection, or_, select
 
+from polku.commerce.catalog.queries import get_products
 from polku.commerce.locations.queries import get_location
 from polku.commerce.orders.facts import PLACING_EVENTS
 from polku.commerce.orders.tables import orders
+from polku.commerce.stock.tables import levels
 from polku.errors import NotFound
 from polku.events import to_iso
 from polku.identity.tables import event_profiles
 from polku.profiles.queries import resolve
+from polku.profiles.tables import profiles
 from polku.signals.routing import STORE_PREFIX, check_queue, config_of
 from polku.signals.tables import claims, deliveries, delivery_attempts, routes, signals
 
 __all__ = [
     "STATUSES",
+    "Customer",
     "Signal",
     "Suppression",
     "check_known_queue",
@@ -38,8 +43,11 @@ __all__ = [
     "is_suppressed",
     "list_signals",
     "newer_signals",
+    "queue_marker",
     "require_signal",
+    "signal_customers",
     "signals_of",
+    "stock_at",
 ]
 
 STATUSES: Final = ("open", "claimed", "acknowledged", "closed")
@@ -266,6 +274,89 @@ def newer_signals(
         .limit(limit)
     ).all()
     return _signals(conn, rows)
+
+
+def queue_marker(conn: Connection, workspace_id: str, queue: str, limit: int = 100) -> str:
+    """A short fingerprint of what a queue's list shows (its newest `limit` signals with
+    their status, holder and outcome): it changes when a signal is routed to the queue,
+    claimed, acknowledged, closed or given an outcome. The console's live stream compares
+    it once a second, reading only these four columns through the queue's index."""
+    rows = conn.execute(
+        select(signals.c.id, signals.c.status, signals.c.claimed_by, signals.c.outcome)
+        .where(
+            signals.c.workspace_id == workspace_id,
+            signals.c.id.in_(
+                select(routes.c.signal_id).where(
+                    routes.c.workspace_id == workspace_id, routes.c.queue == queue
+                )
+            ),
+        )
+        .order_by(signals.c.id.desc())
+        .limit(limit)
+    ).all()
+    digest = hashlib.blake2b(digest_size=8)
+    for row in rows:
+        digest.update(f"{row.id}|{row.status}|{row.claimed_by}|{row.outcome};".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """Who a signal is about, as staff address them: the profile's name and email traits."""
+
+    profile_id: str  # the surviving profile, when the signal's was merged
+    name: str | None
+    email: str | None
+    phone: str | None
+
+
+def signal_customers(
+    conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+) -> dict[str, Customer]:
+    """The customer of each of `profile_ids` (merged profiles resolved to their survivor),
+    by the id asked for; unknown profiles are left out."""
+    holders = {pid: resolve(conn, workspace_id, pid) or pid for pid in set(profile_ids)}
+    if not holders:
+        return {}
+    rows = {
+        row.profile_id: row
+        for row in conn.execute(
+            select(
+                profiles.c.profile_id, profiles.c.name, profiles.c.email, profiles.c.phone
+            ).where(
+                profiles.c.workspace_id == workspace_id,
+                profiles.c.profile_id.in_(sorted(set(holders.values()))),
+            )
+        )
+    }
+    return {
+        pid: Customer(holder, rows[holder].name, rows[holder].email, rows[holder].phone)
+        for pid, holder in holders.items()
+        if holder in rows
+    }
+
+
+def stock_at(
+    conn: Connection, workspace_id: str, location_id: str, product_ids: Sequence[str]
+) -> dict[str, tuple[str, int]]:
+    """Each known product of `product_ids` → (its name, units sellable at `location_id`
+    over its active variants), for a signal's card."""
+    found = get_products(conn, workspace_id, product_ids)
+    skus = [v.sku for p in found.values() for v in p.variants if v.active]
+    sellable: dict[str, int] = {}
+    if skus:
+        for sku, on_hand, reserved in conn.execute(
+            select(levels.c.sku, levels.c.on_hand, levels.c.reserved).where(
+                levels.c.workspace_id == workspace_id,
+                levels.c.location_id == location_id,
+                levels.c.sku.in_(skus),
+            )
+        ):
+            sellable[sku] = max(0, int(on_hand) - int(reserved))
+    return {
+        pid: (p.name, sum(sellable.get(v.sku, 0) for v in p.variants if v.active))
+        for pid, p in found.items()
+    }
 
 
 # -- conversion ------------------------------------------------------------------------------

@@ -1,20 +1,29 @@
-// Polku console: keeps the signal list live by fetching its fragment every few seconds.
-// No library: the server renders the HTML; this only swaps it in. The page works without
-// it (reload to refresh). A refresh is skipped while the user is in one of the list's
-// forms, so a half-chosen outcome is never replaced under their hands.
+// Polku console: keeps the signal list live. The server says when the list changed
+// (server-sent events from data-stream); the page then fetches the list fragment
+// (data-refresh) and swaps it in. Where EventSource is missing or keeps failing, it polls
+// the fragment every few seconds instead. No library: the server renders the HTML. The
+// page works without it (reload to refresh). A swap is skipped while the user is in one of
+// the list's forms, so a half-chosen outcome is never replaced under their hands; the
+// skipped change is fetched once they leave the form.
 "use strict";
 (function () {
   function start(list) {
     var url = list.getAttribute("data-refresh");
+    var stream = list.getAttribute("data-stream");
+    var marker = list.getAttribute("data-marker") || "";
     var seconds = Number(list.getAttribute("data-seconds")) || 3;
+    var pending = false;
+    var polling = null;
     function busy() {
       var active = document.activeElement;
       return active && active !== document.body && list.contains(active);
     }
     function refresh() {
-      if (document.visibilityState !== "visible" || busy()) {
+      if (busy()) {
+        pending = true;
         return;
       }
+      pending = false;
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (response) {
           if (response.redirected || response.status === 401 || response.status === 403) {
@@ -24,15 +33,57 @@
           return response.ok ? response.text() : null;
         })
         .then(function (html) {
-          if (html !== null && !busy()) {
+          if (html === null) {
+            return;
+          }
+          if (busy()) {
+            pending = true;
+          } else {
             list.innerHTML = html;
           }
         })
         .catch(function () {
-          /* the server is restarting: try again at the next tick */
+          pending = true; /* the server is restarting: try again at the next change or tick */
         });
     }
-    window.setInterval(refresh, seconds * 1000);
+    function poll() {
+      if (polling === null) {
+        polling = window.setInterval(function () {
+          if (document.visibilityState === "visible") {
+            refresh();
+          }
+        }, seconds * 1000);
+      }
+    }
+    list.addEventListener("focusout", function () {
+      window.setTimeout(function () {
+        if (pending && !busy()) {
+          refresh();
+        }
+      }, 0);
+    });
+    if (!stream || typeof window.EventSource !== "function") {
+      poll();
+      return;
+    }
+    var failures = 0;
+    var source = new EventSource(stream + "&since=" + encodeURIComponent(marker));
+    source.addEventListener("changed", function () {
+      failures = 0;
+      refresh();
+    });
+    source.addEventListener("open", function () {
+      failures = 0;
+    });
+    source.addEventListener("error", function () {
+      // The stream ends every few seconds by design and the browser reconnects; only a
+      // stream that keeps failing (refused, or no server) falls back to polling.
+      failures += 1;
+      if (source.readyState === EventSource.CLOSED || failures > 5) {
+        source.close();
+        poll();
+      }
+    });
   }
   document.addEventListener("DOMContentLoaded", function () {
     var list = document.getElementById("signal-list");
