@@ -1,0 +1,111 @@
+"""The signal queue live and in detail: the server-sent stream (its role check, and the
+`changed` event when the queue changes), and each card's customer by name, products by
+name and their stock at the store."""
+
+from __future__ import annotations
+
+import uuid
+
+from console_world import MONDAY_NOON, WS, ms, routed, shown, signed_in, store, user
+
+from conftest import Polku
+from polku.signals.candidates import MODEL_KIND, Candidate, Reason
+from polku.signals.routing import route
+from polku.storage.engine import writing
+
+
+def _events(client: object, path: str, **params: str) -> list[tuple[str, str]]:
+    """The (event, data) pairs of a bounded stream."""
+    found: list[tuple[str, str]] = []
+    kind = ""
+    with client.stream("GET", path, params=params) as response:  # type: ignore[attr-defined]
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                found.append((kind, line.removeprefix("data: ")))
+    return found
+
+
+def test_the_stream_says_changed_when_a_signal_arrives(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    page = clerk.get("/console/signals")
+    assert 'data-stream="/console/signals/stream?queue=store%3Ahki-kamppi"' in page.text
+    marker = page.text.split('data-marker="')[1].split('"')[0]
+    quiet = _events(
+        clerk, "/console/signals/stream", queue="store:hki-kamppi", since=marker, seconds="1.2"
+    )
+    assert quiet == []
+    routed(polku, "hki-kamppi")
+    changed = _events(
+        clerk, "/console/signals/stream", queue="store:hki-kamppi", since=marker, seconds="1.2"
+    )
+    assert len(changed) == 1 and changed[0][0] == "changed" and changed[0][1] != marker
+
+
+def test_the_stream_is_checked_like_the_page(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    store(polku, "tre-ratina")
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    other = clerk.get("/console/signals/stream", params={"queue": "store:tre-ratina"})
+    assert other.status_code == 403 and "store:tre-ratina" in shown(other)
+    unknown = clerk.get("/console/signals/stream", params={"queue": "store:nowhere"})
+    assert unknown.status_code == 403
+    too_long = clerk.get(
+        "/console/signals/stream", params={"queue": "store:hki-kamppi", "seconds": "999"}
+    )
+    assert too_long.status_code == 400
+    marketer = signed_in(polku, user(polku, "mia@example.com", "marketer"))
+    assert marketer.get("/console/signals/stream").status_code == 403
+    anonymous = polku.client.get("/console/signals/stream", follow_redirects=False)
+    assert anonymous.status_code == 303
+
+
+def test_a_card_names_the_customer_the_products_and_the_stock(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    product = {
+        "product_id": "TUULI-JACKET",
+        "name": "Tuuli jacket",
+        "category": ["Naiset", "Takit"],
+        "variants": [{"sku": "TUULI-M", "price": "189.00", "currency": "EUR", "size": "M"}],
+    }
+    created = polku.client.post("/v1/catalog/products", json=product, headers=polku.admin)
+    assert created.status_code == 201, created.text
+    count = {"location_id": "hki-kamppi", "lines": [{"sku": "TUULI-M", "quantity": 3}]}
+    counted = polku.client.post("/v1/stock/counts", json=count, headers=polku.admin)
+    assert counted.status_code < 300, counted.text
+    identify = {
+        "userId": "anna-k",
+        "traits": {"name": "Anna Korhonen", "email": "anna@example.com"},
+    }
+    assert polku.send("/v1/identify", identify).status_code == 200
+    polku.settle()
+    lookup = polku.client.get(
+        "/v1/profiles/lookup", params={"type": "user_id", "value": "anna-k"}, headers=polku.admin
+    )
+    profile_id = lookup.json()["profile_id"]
+    candidate = Candidate(
+        workspace_id=WS,
+        profile_id=profile_id,
+        kind=MODEL_KIND,
+        score=0.9,
+        event_id=f"m-{uuid.uuid4().hex}",
+        offset=9_000,
+        at_ms=ms(MONDAY_NOON),
+        dedupe_key=f"k-{uuid.uuid4().hex}",
+        products=("TUULI-JACKET",),
+        channel="store",
+        store_id="hki-kamppi",
+        reasons=(Reason("repeat_product_views", "Viewed it", "Katsoi sitä", 0.6),),
+    )
+    with writing(polku.runtime.engine) as conn:
+        route(conn, [candidate])
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    page = shown(clerk.get("/console/signals"))
+    assert f'<a href="/console/customers/{profile_id}">Anna Korhonen <anna@example.com></a>' in page
+    assert "Tuuli jacket · " in page and "3 in stock at Store hki-kamppi" in page
+    finnish = shown(clerk.get("/console/signals", headers={"Accept-Language": "fi"}))
+    assert "3 varastossa: Store hki-kamppi" in finnish
