@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import uuid
 
-from console_world import MONDAY_NOON, WS, ms, routed, shown, signed_in, store, user
+from console_world import (
+    MONDAY_NOON,
+    WS,
+    csrf_of,
+    ms,
+    routed,
+    shown,
+    signal,
+    signed_in,
+    store,
+    user,
+)
 
 from conftest import Polku
 from polku.signals.candidates import MODEL_KIND, Candidate, Reason
@@ -64,7 +75,9 @@ def test_the_stream_is_checked_like_the_page(polku: Polku) -> None:
     assert anonymous.status_code == 303
 
 
-def test_a_card_names_the_customer_the_products_and_the_stock(polku: Polku) -> None:
+def _anna_at_kamppi(polku: Polku) -> tuple[int, str]:
+    """A jacket with 3 units at Kamppi, and a signal there about Anna, who is known by
+    name, email and phone: (the signal's id, her profile id)."""
     store(polku, "hki-kamppi")
     product = {
         "product_id": "TUULI-JACKET",
@@ -79,7 +92,7 @@ def test_a_card_names_the_customer_the_products_and_the_stock(polku: Polku) -> N
     assert counted.status_code < 300, counted.text
     identify = {
         "userId": "anna-k",
-        "traits": {"name": "Anna Korhonen", "email": "anna@example.com"},
+        "traits": {"name": "Anna Korhonen", "email": "anna@example.com", "phone": "+358401234567"},
     }
     assert polku.send("/v1/identify", identify).status_code == 200
     polku.settle()
@@ -103,9 +116,45 @@ def test_a_card_names_the_customer_the_products_and_the_stock(polku: Polku) -> N
     )
     with writing(polku.runtime.engine) as conn:
         route(conn, [candidate])
+    listed = polku.client.get(
+        "/v1/signals", params={"queue": "store:hki-kamppi"}, headers=polku.admin
+    )
+    return int(listed.json()["signals"][0]["id"]), profile_id
+
+
+def test_a_card_names_the_customer_the_products_and_the_stock(polku: Polku) -> None:
+    _, profile_id = _anna_at_kamppi(polku)
     clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
     page = shown(clerk.get("/console/signals"))
     assert f'<a href="/console/customers/{profile_id}">Anna Korhonen <anna@example.com></a>' in page
     assert "Tuuli jacket · " in page and "3 in stock at Store hki-kamppi" in page
     finnish = shown(clerk.get("/console/signals", headers={"Accept-Language": "fi"}))
     assert "3 varastossa: Store hki-kamppi" in finnish
+
+
+def test_contact_and_reserve_for_pickup_from_the_card(polku: Polku) -> None:
+    signal_id, _ = _anna_at_kamppi(polku)
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    form = {"csrf_token": csrf_of(clerk.get("/console/signals").text), "queue": "store:hki-kamppi"}
+    clerk.post(f"/console/signals/{signal_id}/claim", data=form)
+    page = clerk.get("/console/signals").text
+    assert 'data-testid="phone"><a href="tel:+358401234567">' in page
+
+    contacted = clerk.post(f"/console/signals/{signal_id}/contact", data=form)
+    assert contacted.status_code == 200 and signal(polku, signal_id)["outcome"] == "contacted"
+
+    elsewhere = {**form, "sku": "TUULI-M", "store": "tre-ratina"}
+    refused = clerk.post(f"/console/signals/{signal_id}/reserve", data=elsewhere)
+    assert refused.status_code == 409 and "at the signal's store" in shown(refused)
+
+    reserve = {**form, "sku": "TUULI-M", "store": "hki-kamppi"}
+    reserved = clerk.post(f"/console/signals/{signal_id}/reserve", data=reserve)
+    assert reserved.status_code == 200, reserved.text
+    assert signal(polku, signal_id)["outcome"] == "reserved"
+    assert "2 in stock at Store hki-kamppi" in shown(reserved)
+    held = polku.client.get(
+        "/v1/reservations", params={"location_id": "hki-kamppi"}, headers=polku.admin
+    ).json()["reservations"]
+    assert [(r["status"], r["lines"], r["user_id"]) for r in held] == [
+        ("held", [{"sku": "TUULI-M", "quantity": 1}], "anna-k")
+    ]

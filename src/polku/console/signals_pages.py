@@ -21,11 +21,15 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Connection, Engine
 
 from polku.commerce.locations.queries import get_location, list_locations
+from polku.commerce.stock import actions as stock_actions
 from polku.console import roles
 from polku.console.i18n import text
 from polku.console.web import Form, Viewer, locale_of, posted, redirect, refused, render, signed_in
 from polku.errors import Conflict, InvalidField, NotFound, PolkuError
 from polku.http import runtime
+from polku.identity.queries import profile_identifiers
+from polku.profiles.queries import resolve
+from polku.runtime import Runtime
 from polku.signals import actions as signal_actions
 from polku.signals import queries as signal_queries
 from polku.storage.engine import translate_errors
@@ -34,6 +38,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+DECISIONS: Final = ("claim", "acknowledge", "contact", "reserve", "outcome")
 REFRESH_SECONDS: Final = 3
 """How often the page polls the list when the stream is not available."""
 STREAM_SECONDS: Final = 15.0
@@ -83,8 +88,9 @@ def _cards(
         products = [
             {
                 "id": pid,
-                "name": stock[pid][0] if pid in stock else pid,
-                "stock": stock[pid][1] if pid in stock else None,
+                "name": stock[pid].name if pid in stock else pid,
+                "stock": stock[pid].sellable if pid in stock else None,
+                "skus": stock[pid].skus if pid in stock else (),
             }
             for pid in s.products
         ]
@@ -96,6 +102,7 @@ def _cards(
             "customer": customers.get(s.profile_id),
             "products": products,
             "store": store_name,
+            "store_id": store,
         }
     return cards
 
@@ -203,14 +210,46 @@ def signals_stream(
     )
 
 
+def _reserve(
+    rt: Runtime, signal: signal_queries.Signal, sku: str, store: str, staff_id: str
+) -> None:
+    """Hold one unit of `sku` at `store` (the card's store) for the signal's customer, by
+    the ids they are known by, and record the outcome `reserved`."""
+    stores = {signal.store_id} | {q[len(roles.STORE_PREFIX) :] for q in signal.queues}
+    if not sku or store not in stores:
+        raise InvalidField("Choose the product size to reserve at the signal's store.", field="sku")
+    with translate_errors("reading the customer"), rt.engine.connect() as conn:
+        holder = resolve(conn, signal.workspace_id, signal.profile_id) or signal.profile_id
+        known = profile_identifiers(conn, signal.workspace_id, holder, rt.identity)
+    user_ids = [i.value for i in known.get("user_id", [])]
+    anonymous_ids = [i.value for i in known.get("anonymous_id", [])]
+    if not user_ids and not anonymous_ids:
+        raise InvalidField(
+            "The customer has no user id or device id to hold a reservation for.",
+            field="profile_id",
+        )
+    stock_actions.reserve(
+        rt,
+        signal.workspace_id,
+        store,
+        [stock_actions.Line(sku, 1)],
+        user_id=user_ids[0] if user_ids else None,
+        anonymous_id=None if user_ids else anonymous_ids[0],
+        channel="store",
+    )
+    signal_actions.record_outcome(rt, signal.workspace_id, signal.signal_id, "reserved", staff_id)
+
+
 @router.post("/signals/{signal_id}/{decision}")
 def decide(request: Request, signal_id: int, decision: str, form: Form) -> Response:
-    """Claim, acknowledge or record the outcome of a signal on a queue the user works."""
+    """Claim, acknowledge, contact (outcome `contacted`), reserve for pickup (a click and
+    collect reservation of the chosen SKU at the signal's store, outcome `reserved`) or
+    record the outcome of a signal on a queue the user works."""
     found = posted(request, form, "signals")
     if isinstance(found, Response):
         return found
     user, locale = found.user, locale_of(request, found)
-    if decision not in ("claim", "acknowledge", "outcome"):
+    if decision not in DECISIONS:
         return refused(request, found, 404, f"No such decision {decision[:40]!r}.")
     rt = runtime(request)
     try:
@@ -226,6 +265,12 @@ def decide(request: Request, signal_id: int, decision: str, form: Form) -> Respo
             signal_actions.claim(rt, user.workspace_id, signal_id, user.staff_id)
         elif decision == "acknowledge":
             signal_actions.acknowledge(rt, user.workspace_id, signal_id, user.staff_id)
+        elif decision == "contact":
+            signal_actions.record_outcome(
+                rt, user.workspace_id, signal_id, "contacted", user.staff_id
+            )
+        elif decision == "reserve":
+            _reserve(rt, signal, form.get("sku", ""), form.get("store", ""), user.staff_id)
         else:
             signal_actions.record_outcome(
                 rt, user.workspace_id, signal_id, form.get("outcome", ""), user.staff_id

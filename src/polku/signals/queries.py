@@ -34,6 +34,7 @@ from polku.signals.tables import claims, deliveries, delivery_attempts, routes, 
 __all__ = [
     "STATUSES",
     "Customer",
+    "ProductStock",
     "Signal",
     "Suppression",
     "check_known_queue",
@@ -336,11 +337,21 @@ def signal_customers(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ProductStock:
+    """A signal's product at a store: its name, the units sellable there, and the SKUs
+    that have units (what a clerk may reserve for pickup)."""
+
+    name: str
+    sellable: int
+    skus: tuple[str, ...]
+
+
 def stock_at(
     conn: Connection, workspace_id: str, location_id: str, product_ids: Sequence[str]
-) -> dict[str, tuple[str, int]]:
-    """Each known product of `product_ids` → (its name, units sellable at `location_id`
-    over its active variants), for a signal's card."""
+) -> dict[str, ProductStock]:
+    """Each known product of `product_ids` → its name and the units sellable at
+    `location_id` over its active variants, for a signal's card."""
     found = get_products(conn, workspace_id, product_ids)
     skus = [v.sku for p in found.values() for v in p.variants if v.active]
     sellable: dict[str, int] = {}
@@ -354,7 +365,11 @@ def stock_at(
         ):
             sellable[sku] = max(0, int(on_hand) - int(reserved))
     return {
-        pid: (p.name, sum(sellable.get(v.sku, 0) for v in p.variants if v.active))
+        pid: ProductStock(
+            name=p.name,
+            sellable=sum(sellable.get(v.sku, 0) for v in p.variants if v.active),
+            skus=tuple(v.sku for v in p.variants if v.active and sellable.get(v.sku, 0) > 0),
+        )
         for pid, p in found.items()
     }
 
