@@ -24,7 +24,17 @@ from polku.commerce.locations.queries import get_location, list_locations
 from polku.commerce.stock import actions as stock_actions
 from polku.console import roles
 from polku.console.i18n import text
-from polku.console.web import Form, Viewer, locale_of, posted, redirect, refused, render, signed_in
+from polku.console.web import (
+    Form,
+    Viewer,
+    locale_of,
+    now_ms,
+    posted,
+    redirect,
+    refused,
+    render,
+    signed_in,
+)
 from polku.errors import Conflict, InvalidField, NotFound, PolkuError
 from polku.http import runtime
 from polku.identity.queries import profile_identifiers
@@ -32,12 +42,14 @@ from polku.profiles.queries import resolve
 from polku.runtime import Runtime
 from polku.signals import actions as signal_actions
 from polku.signals import queries as signal_queries
+from polku.signals.report import signal_report
 from polku.storage.engine import translate_errors
 
 __all__ = ["router"]
 
 router = APIRouter()
 
+REPORT_DAYS: Final = 30
 DECISIONS: Final = ("claim", "acknowledge", "contact", "reserve", "outcome")
 REFRESH_SECONDS: Final = 3
 """How often the page polls the list when the stream is not available."""
@@ -147,6 +159,27 @@ def signals_page(request: Request, queue: str | None = Query(None, max_length=12
     if isinstance(found, Response):
         return found
     return _queue_page(request, found, queue, fragment=False)
+
+
+def _queue_name(locale: str, queue: str) -> str:
+    if queue.startswith(roles.STORE_PREFIX):
+        return text(locale, "queue_store", store=queue[len(roles.STORE_PREFIX) :])
+    return text(locale, "queue_" + queue)
+
+
+@router.get("/signals/report")
+def signals_report(request: Request, days: int = Query(REPORT_DAYS, ge=1, le=366)) -> Response:
+    """Signals, conversions and sales per day, per queue and per kind over the last
+    `days` days, for the queues the user may see (a store clerk: their stores')."""
+    found = signed_in(request, "signals")
+    if isinstance(found, Response):
+        return found
+    queues = _queues(request, found)
+    with translate_errors("reading signals"), runtime(request).engine.connect() as conn:
+        figures = signal_report(conn, found.user.workspace_id, queues, end_ms=now_ms(), days=days)
+    locale = locale_of(request, found)
+    names = {q: _queue_name(locale, q) for q in queues}
+    return render(request, "signals/report.html", found, report=figures, names=names)
 
 
 @router.get("/signals/list")

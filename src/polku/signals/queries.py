@@ -44,6 +44,7 @@ __all__ = [
     "is_suppressed",
     "list_signals",
     "newer_signals",
+    "orders_placed_at",
     "queue_marker",
     "require_signal",
     "signal_customers",
@@ -393,6 +394,12 @@ def _order_times(conn: Connection, workspace_id: str, holder: str, first: int) -
             )
         )
     ]
+
+
+def orders_placed_at(conn: Connection, workspace_id: str, holder: str, first: int) -> list[int]:
+    """When the profile `holder` placed orders (any channel), from `first` (epoch ms) on:
+    what makes its signals convert."""
+    return _order_times(conn, workspace_id, holder, first)
 
 
 def _rate(signals_n: int, converted: int) -> dict[str, Any]:

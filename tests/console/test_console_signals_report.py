@@ -1,0 +1,59 @@
+"""The signal report: signals, conversions and sales per day, per queue and per kind over
+the last 30 days, as charts and as a table, of the viewer's own queues only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from console_world import csrf_of, routed, shown, signed_in, store, user
+
+from conftest import Polku
+
+
+def _last_weekday_noon() -> str:
+    """Noon of the latest weekday before today in Helsinki (the test stores are open)."""
+    moment = datetime.now(ZoneInfo("Europe/Helsinki")).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    ) - timedelta(days=1)
+    while moment.weekday() >= 5:
+        moment -= timedelta(days=1)
+    return moment.isoformat()
+
+
+def test_the_report_counts_the_viewers_queues(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    store(polku, "tre-ratina")
+    at = _last_weekday_noon()
+    first = routed(polku, "hki-kamppi", at=at)
+    routed(polku, "hki-kamppi", at=at)
+    routed(polku, "tre-ratina", at=at)
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    form = {"csrf_token": csrf_of(clerk.get("/console/signals").text)}
+    clerk.post(f"/console/signals/{first}/claim", data=form)
+    clerk.post(f"/console/signals/{first}/outcome", data={**form, "outcome": "sold"})
+
+    page = clerk.get("/console/signals/report")
+    assert page.status_code == 200
+    text = shown(page)
+    assert "In all: 2 signals, 0 conversions (0.0%), 1 sold." in text
+    assert text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
+    assert "Store hki-kamppi: 2" in text and "tre-ratina" not in text
+    assert "purchase_intent: 2" in text
+    by_queue = text.split('data-testid="by-queue"')[1].split("</table>")[0]
+    assert '<th scope="row">Store hki-kamppi</th>' in by_queue
+    assert by_queue.count('class="num">2<') == 1 and by_queue.count('class="num">1<') == 1
+
+    admin = signed_in(polku, user(polku, "admin@example.com", "admin"))
+    everything = shown(admin.get("/console/signals/report"))
+    assert "In all: 3 signals" in everything and "Store tre-ratina: 1" in everything
+    finnish = shown(clerk.get("/console/signals/report", headers={"Accept-Language": "fi"}))
+    assert "Yhteensä: 2 signaalia, 0 konversiota (0,0\u00a0%), 1 myyty." in finnish
+
+
+def test_the_report_is_for_signal_workers_and_checks_its_input(polku: Polku) -> None:
+    marketer = signed_in(polku, user(polku, "mia@example.com", "marketer"))
+    assert marketer.get("/console/signals/report").status_code == 403
+    agent = signed_in(polku, user(polku, "eero@example.com", "agent"))
+    assert agent.get("/console/signals/report").status_code == 200
+    assert agent.get("/console/signals/report", params={"days": "0"}).status_code == 400
