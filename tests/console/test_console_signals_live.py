@@ -69,6 +69,7 @@ def test_the_stream_is_checked_like_the_page(polku: Polku) -> None:
         "/console/signals/stream", params={"queue": "store:hki-kamppi", "seconds": "999"}
     )
     assert too_long.status_code == 400
+    assert "seconds must be a number from 0.1 to 15." in shown(too_long)
     marketer = signed_in(polku, user(polku, "mia@example.com", "marketer"))
     assert marketer.get("/console/signals/stream").status_code == 403
     anonymous = polku.client.get("/console/signals/stream", follow_redirects=False)

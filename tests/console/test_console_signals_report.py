@@ -56,4 +56,7 @@ def test_the_report_is_for_signal_workers_and_checks_its_input(polku: Polku) -> 
     assert marketer.get("/console/signals/report").status_code == 403
     agent = signed_in(polku, user(polku, "eero@example.com", "agent"))
     assert agent.get("/console/signals/report").status_code == 200
-    assert agent.get("/console/signals/report", params={"days": "0"}).status_code == 400
+    for bad in ("0", "lots", "367"):
+        refused = agent.get("/console/signals/report", params={"days": bad})
+        assert refused.status_code == 400 and "<html" in refused.text
+        assert "days must be a number from 1 to 366." in shown(refused)

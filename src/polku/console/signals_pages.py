@@ -161,6 +161,27 @@ def signals_page(request: Request, queue: str | None = Query(None, max_length=12
     return _queue_page(request, found, queue, fragment=False)
 
 
+def _number_in(
+    request: Request, viewer: Viewer, name: str, raw: str, low: float, high: float
+) -> float | Response:
+    """The query parameter `name` as a number from `low` to `high`, or a 400 page saying
+    so."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        message = text(
+            locale_of(request, viewer),
+            "sig_bad_number",
+            name=name,
+            low=f"{low:g}",
+            high=f"{high:g}",
+        )
+        return refused(request, viewer, 400, message)
+    return value
+
+
 def _queue_name(locale: str, queue: str) -> str:
     if queue.startswith(roles.STORE_PREFIX):
         return text(locale, "queue_store", store=queue[len(roles.STORE_PREFIX) :])
@@ -168,15 +189,21 @@ def _queue_name(locale: str, queue: str) -> str:
 
 
 @router.get("/signals/report")
-def signals_report(request: Request, days: int = Query(REPORT_DAYS, ge=1, le=366)) -> Response:
+def signals_report(request: Request, days: str = Query(str(REPORT_DAYS))) -> Response:
     """Signals, conversions and sales per day, per queue and per kind over the last
-    `days` days, for the queues the user may see (a store clerk: their stores')."""
+    `days` days (1 to 366), for the queues the user may see (a store clerk: their
+    stores')."""
     found = signed_in(request, "signals")
     if isinstance(found, Response):
         return found
+    period = _number_in(request, found, "days", days, 1, 366)
+    if isinstance(period, Response):
+        return period
     queues = _queues(request, found)
     with translate_errors("reading signals"), runtime(request).engine.connect() as conn:
-        figures = signal_report(conn, found.user.workspace_id, queues, end_ms=now_ms(), days=days)
+        figures = signal_report(
+            conn, found.user.workspace_id, queues, end_ms=now_ms(), days=int(period)
+        )
     locale = locale_of(request, found)
     names = {q: _queue_name(locale, q) for q in queues}
     return render(request, "signals/report.html", found, report=figures, names=names)
@@ -222,7 +249,7 @@ def signals_stream(
     request: Request,
     queue: str | None = Query(None, max_length=120),
     since: str = Query("", max_length=40, description="The marker the page was drawn at."),
-    seconds: float = Query(STREAM_SECONDS, gt=0, le=STREAM_SECONDS),
+    seconds: str = Query(str(STREAM_SECONDS), description="Stop after this long (at most 15)."),
 ) -> Response:
     """Server-sent events for a queue the user may see (checked as the page is): `changed`
     when its list changed since `since` (or the browser's `Last-Event-ID`)."""
@@ -232,9 +259,12 @@ def signals_stream(
     chosen = _allowed_queue(request, found, queue)
     if isinstance(chosen, Response):
         return chosen
+    duration = _number_in(request, found, "seconds", seconds, 0.1, STREAM_SECONDS)
+    if isinstance(duration, Response):
+        return duration
     seen = request.headers.get("last-event-id", since)[:40]
     body = queue_changes(
-        request, runtime(request).engine, found.user.workspace_id, chosen, seen, seconds
+        request, runtime(request).engine, found.user.workspace_id, chosen, seen, duration
     )
     return StreamingResponse(
         body,
