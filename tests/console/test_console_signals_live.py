@@ -4,6 +4,8 @@ name and their stock at the store."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 from console_world import (
@@ -20,6 +22,7 @@ from console_world import (
 )
 
 from conftest import Polku
+from polku.console.signals_pages import STREAM_SECONDS, queue_changes
 from polku.signals.candidates import MODEL_KIND, Candidate, Reason
 from polku.signals.routing import route
 from polku.storage.engine import writing
@@ -159,3 +162,30 @@ def test_contact_and_reserve_for_pickup_from_the_card(polku: Polku) -> None:
     assert [(r["status"], r["lines"], r["user_id"]) for r in held] == [
         ("held", [{"sku": "TUULI-M", "quantity": 1}], "anna-k")
     ]
+
+
+class _GoneClient:
+    """A request whose client has already disconnected."""
+
+    async def is_disconnected(self) -> bool:
+        return True
+
+
+def test_the_stream_ends_when_the_client_goes_away(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    routed(polku, "hki-kamppi")
+    stream = queue_changes(
+        _GoneClient(),  # type: ignore[arg-type]
+        polku.runtime.engine,
+        WS,
+        "store:hki-kamppi",
+        seen="",
+        seconds=STREAM_SECONDS,
+    )
+
+    async def read() -> list[bytes]:
+        return [chunk async for chunk in stream]
+
+    started = time.monotonic()
+    assert asyncio.run(read()) == [b"retry: 2000\n\n"]
+    assert time.monotonic() - started < 2

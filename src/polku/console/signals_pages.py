@@ -86,17 +86,23 @@ def _allowed_queue(request: Request, viewer: Viewer, queue: str | None) -> str |
 
 
 def _cards(
-    conn: Connection, workspace_id: str, queue: str, found: list[signal_queries.Signal]
+    conn: Connection,
+    workspace_id: str,
+    queue: str,
+    found: list[signal_queries.Signal],
+    locale: str,
 ) -> dict[int, dict[str, Any]]:
     """What each signal's card shows besides the signal: its customer, and its products'
-    names with their stock at the signal's store (else the queue's store)."""
+    names in `locale` with their stock at the signal's store (else the queue's store)."""
     customers = signal_queries.signal_customers(conn, workspace_id, [s.profile_id for s in found])
     prefix = roles.STORE_PREFIX
     queue_store = queue[len(prefix) :] if queue.startswith(prefix) else None
     cards: dict[int, dict[str, Any]] = {}
     for s in found:
         store = s.store_id or queue_store
-        stock = signal_queries.stock_at(conn, workspace_id, store, s.products) if store else {}
+        stock = (
+            signal_queries.stock_at(conn, workspace_id, store, s.products, locale) if store else {}
+        )
         products = [
             {
                 "id": pid,
@@ -129,7 +135,7 @@ def _queue_page(
     workspace_id = viewer.user.workspace_id
     with translate_errors("reading signals"), runtime(request).engine.connect() as conn:
         found = signal_queries.list_signals(conn, workspace_id, queue=chosen, limit=100)
-        cards = _cards(conn, workspace_id, chosen, found)
+        cards = _cards(conn, workspace_id, chosen, found, locale_of(request, viewer))
         marker = signal_queries.queue_marker(conn, workspace_id, chosen)
     name = "signals/list.html" if fragment else "signals/queue.html"
     status = 200 if error is None else 409

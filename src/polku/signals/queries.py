@@ -349,10 +349,14 @@ class ProductStock:
 
 
 def stock_at(
-    conn: Connection, workspace_id: str, location_id: str, product_ids: Sequence[str]
+    conn: Connection,
+    workspace_id: str,
+    location_id: str,
+    product_ids: Sequence[str],
+    lang: str | None = None,
 ) -> dict[str, ProductStock]:
-    """Each known product of `product_ids` → its name and the units sellable at
-    `location_id` over its active variants, for a signal's card."""
+    """Each known product of `product_ids` → its name (in `lang` when translated) and the
+    units sellable at `location_id` over its active variants, for a signal's card."""
     found = get_products(conn, workspace_id, product_ids)
     skus = [v.sku for p in found.values() for v in p.variants if v.active]
     sellable: dict[str, int] = {}
@@ -367,7 +371,7 @@ def stock_at(
             sellable[sku] = max(0, int(on_hand) - int(reserved))
     return {
         pid: ProductStock(
-            name=p.name,
+            name=p.name_in(lang),
             sellable=sum(sellable.get(v.sku, 0) for v in p.variants if v.active),
             skus=tuple(v.sku for v in p.variants if v.active and sellable.get(v.sku, 0) > 0),
         )
