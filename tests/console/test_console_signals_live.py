@@ -96,7 +96,12 @@ def _anna_at_kamppi(polku: Polku) -> tuple[int, str]:
     assert counted.status_code < 300, counted.text
     identify = {
         "userId": "anna-k",
-        "traits": {"name": "Anna Korhonen", "email": "anna@example.com", "phone": "+358401234567"},
+        "traits": {
+            "name": "Anna Korhonen",
+            "email": "anna@example.com",
+            "phone": "+358401234567",
+            "consent": {"marketing": {"sms": True, "email": False}},
+        },
     }
     assert polku.send("/v1/identify", identify).status_code == 200
     polku.settle()
@@ -142,7 +147,8 @@ def test_contact_and_reserve_for_pickup_from_the_card(polku: Polku) -> None:
     form = {"csrf_token": csrf_of(clerk.get("/console/signals").text), "queue": "store:hki-kamppi"}
     clerk.post(f"/console/signals/{signal_id}/claim", data=form)
     page = clerk.get("/console/signals").text
-    assert 'data-testid="phone"><a href="tel:+358401234567">' in page
+    contact = page.split('data-testid="contact">')[1].split("</dd>")[0]
+    assert contact == '<a href="tel:+358401234567">+358401234567</a>'  # no consent by email
 
     contacted = clerk.post(f"/console/signals/{signal_id}/contact", data=form)
     assert contacted.status_code == 200 and signal(polku, signal_id)["outcome"] == "contacted"

@@ -32,6 +32,7 @@ from polku.signals.routing import STORE_PREFIX, check_queue, config_of
 from polku.signals.tables import claims, deliveries, delivery_attempts, routes, signals
 
 __all__ = [
+    "CONTACT_PURPOSE",
     "STATUSES",
     "Customer",
     "ProductStock",
@@ -304,12 +305,31 @@ def queue_marker(conn: Connection, workspace_id: str, queue: str, limit: int = 1
 
 @dataclass(frozen=True, slots=True)
 class Customer:
-    """Who a signal is about, as staff address them: the profile's name and email traits."""
+    """Who a signal is about, as staff address them: the profile's name and email traits,
+    and the phone and email staff may contact them at (the person granted consent for
+    `CONTACT_PURPOSE` on that channel, or on every channel)."""
 
     profile_id: str  # the surviving profile, when the signal's was merged
     name: str | None
     email: str | None
-    phone: str | None
+    contact_phone: str | None
+    contact_email: str | None
+
+
+CONTACT_PURPOSE: Final = "marketing"
+
+
+def _granted(consent: dict[str, Any], *channels: str) -> bool:
+    """Whether the stored consent grants `CONTACT_PURPOSE` on one of `channels` (a
+    channel's own answer first, else the answer for every channel)."""
+    by_channel = consent.get(CONTACT_PURPOSE)
+    if not isinstance(by_channel, dict):
+        return False
+    for channel in channels:
+        entry = by_channel.get(channel) or by_channel.get("*")
+        if isinstance(entry, dict) and entry.get("granted"):
+            return True
+    return False
 
 
 def signal_customers(
@@ -324,18 +344,31 @@ def signal_customers(
         row.profile_id: row
         for row in conn.execute(
             select(
-                profiles.c.profile_id, profiles.c.name, profiles.c.email, profiles.c.phone
+                profiles.c.profile_id,
+                profiles.c.name,
+                profiles.c.email,
+                profiles.c.phone,
+                profiles.c.consent,
             ).where(
                 profiles.c.workspace_id == workspace_id,
                 profiles.c.profile_id.in_(sorted(set(holders.values()))),
             )
         )
     }
-    return {
-        pid: Customer(holder, rows[holder].name, rows[holder].email, rows[holder].phone)
-        for pid, holder in holders.items()
-        if holder in rows
-    }
+    found: dict[str, Customer] = {}
+    for pid, holder in holders.items():
+        if holder not in rows:
+            continue
+        row = rows[holder]
+        consent = orjson.loads(row.consent) if row.consent else {}
+        found[pid] = Customer(
+            profile_id=holder,
+            name=row.name,
+            email=row.email,
+            contact_phone=row.phone if _granted(consent, "sms", "phone") else None,
+            contact_email=row.email if _granted(consent, "email") else None,
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
