@@ -3,12 +3,16 @@ the last 30 days, as charts and as a table, of the viewer's own queues only."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from console_world import csrf_of, routed, shown, signed_in, store, user
+from console_world import WS, csrf_of, ms, routed, shown, signed_in, store, user
 
 from conftest import Polku
+from polku.signals.candidates import MODEL_KIND, Candidate
+from polku.signals.routing import route
+from polku.storage.engine import writing
 
 
 def _last_weekday_noon() -> str:
@@ -60,3 +64,46 @@ def test_the_report_is_for_signal_workers_and_checks_its_input(polku: Polku) -> 
         refused = agent.get("/console/signals/report", params={"days": bad})
         assert refused.status_code == 400 and "<html" in refused.text
         assert "days must be a number from 1 to 366." in shown(refused)
+
+
+def test_an_order_after_a_signal_is_its_conversion_as_the_api_counts_it(polku: Polku) -> None:
+    store(polku, "hki-kamppi")
+    at = _last_weekday_noon()
+    assert polku.send("/v1/identify", {"userId": "anna-k", "traits": {"name": "Anna"}}).is_success
+    polku.settle()
+    profile_id = polku.client.get(
+        "/v1/profiles/lookup", params={"type": "user_id", "value": "anna-k"}, headers=polku.admin
+    ).json()["profile_id"]
+    candidate = Candidate(
+        workspace_id=WS,
+        profile_id=profile_id,
+        kind=MODEL_KIND,
+        score=0.9,
+        event_id=f"m-{uuid.uuid4().hex}",
+        offset=9_500,
+        at_ms=ms(at),
+        dedupe_key=f"k-{uuid.uuid4().hex}",
+        products=("TUULI-JACKET",),
+        channel="store",
+        store_id="hki-kamppi",
+    )
+    with writing(polku.runtime.engine) as conn:
+        route(conn, [candidate])
+    order = {
+        "userId": "anna-k",
+        "event": "Order Completed",
+        "timestamp": (datetime.fromisoformat(at) + timedelta(hours=2)).isoformat(),
+        "properties": {
+            "order_id": "o-anna-1",
+            "total": 189,
+            "currency": "EUR",
+            "products": [{"product_id": "TUULI-JACKET", "price": 189, "quantity": 1}],
+        },
+    }
+    assert polku.send("/v1/track", order).is_success
+    polku.settle()
+    api = polku.client.get("/v1/signals/conversions", headers=polku.admin).json()
+    assert api["total"]["conversions"] == 1
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    page = shown(clerk.get("/console/signals/report"))
+    assert "In all: 1 signals, 1 conversions (100.0%), 0 sold." in page
