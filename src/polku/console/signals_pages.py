@@ -1,6 +1,7 @@
 """The buying-signal queues: the signals routed to the user's store or team, each with its
-customer, products and their stock at the store, with claim, acknowledge and
-record-outcome; kept live by a server-sent stream that says when the list changed.
+customer, products and their stock at the store, with claim, acknowledge, contact, reserve
+for pickup and record-outcome; kept live by a server-sent stream that says when the list
+changed; and the report of signals, conversions and sales per day, queue and kind.
 
 The stream (`/console/signals/stream`) compares the queue's marker
 (`signals.queries.queue_marker`) once a second and sends `event: changed` with the new
@@ -284,7 +285,8 @@ def _reserve(
 ) -> None:
     """Hold one unit of `sku` at `store` (the card's store) for the signal's customer, by
     the ids they are known by, and record the outcome `reserved`."""
-    stores = {signal.store_id} | {q[len(roles.STORE_PREFIX) :] for q in signal.queues}
+    prefix = roles.STORE_PREFIX
+    stores = {signal.store_id} | {q[len(prefix) :] for q in signal.queues if q.startswith(prefix)}
     if not sku or store not in stores:
         raise InvalidField("Choose the product size to reserve at the signal's store.", field="sku")
     with translate_errors("reading the customer"), rt.engine.connect() as conn:
