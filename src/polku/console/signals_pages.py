@@ -26,6 +26,7 @@ from polku.commerce.stock import actions as stock_actions
 from polku.console import roles
 from polku.console.i18n import text
 from polku.console.web import (
+    HEADERS,
     Form,
     Viewer,
     locale_of,
@@ -276,7 +277,7 @@ def signals_stream(
     return StreamingResponse(
         body,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers={**HEADERS, "X-Accel-Buffering": "no"},
     )
 
 
