@@ -118,6 +118,20 @@ def test_forms_without_the_csrf_token_are_refused(polku: Polku) -> None:
     )
 
 
+def test_a_form_over_the_limit_gets_a_413_page_that_says_so(polku: Polku) -> None:
+    user(polku, "aino@example.com", "admin")
+    client = signed_in(polku, "aino@example.com")
+    token = csrf_of(client.get("/console/").text)
+    big = client.post(
+        "/console/language",
+        data={"csrf_token": token, "locale": "fi", "padding": "x" * 70_000},
+        follow_redirects=False,
+    )
+    assert big.status_code == 413
+    assert "larger than 64 KB" in big.text
+    assert client.get("/console/").status_code == 200  # still signed in, nothing changed
+
+
 def test_pages_speak_finnish_or_english_by_setting_or_browser(polku: Polku) -> None:
     client = TestClient(polku.client.app)
     finnish = client.get("/console/login", headers={"Accept-Language": "fi-FI,fi;q=0.9,en;q=0.5"})

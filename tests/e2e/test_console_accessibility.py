@@ -17,7 +17,18 @@ def console(tmp_path: Path) -> Iterator[Console]:
     yield from open_console(tmp_path)
 
 
-PAGES = ("/", "/signals", "/journeys")
+PAGES = (
+    "/",
+    "/signals",
+    "/signals/report",
+    "/customers",
+    "/customers?q=nobody",
+    "/commerce",
+    "/commerce/reservations",
+    "/commerce/returns",
+    "/journeys",
+    "/journeys/new",
+)
 
 
 def test_the_pages_pass_axe_in_finnish_on_a_tablet(console: Console) -> None:

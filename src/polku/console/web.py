@@ -53,6 +53,7 @@ __all__ = [
 SESSION_COOKIE: Final = "polku_console"
 HERE: Final = Path(__file__).parent
 FORM_LIMIT: Final = 65_536
+_TOO_LARGE: Final = "\x00too-large"  # no real field's name; whoever sends it gets the 413
 HEADERS: Final = {
     # No inline script or style anywhere, so the policy can forbid them.
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -91,7 +92,9 @@ async def _read_form(request: Request) -> dict[str, str]:
     CSRF check); later duplicates win."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
-    if kind != "application/x-www-form-urlencoded" or len(body) > FORM_LIMIT:
+    if len(body) > FORM_LIMIT:
+        return {_TOO_LARGE: "1"}  # `posted` answers 413, not a misleading CSRF failure
+    if kind != "application/x-www-form-urlencoded":
         return {}
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
@@ -180,6 +183,11 @@ def posted(request: Request, form: dict[str, str], area: str | None = None) -> V
     found = signed_in(request, area)
     if isinstance(found, Response):
         return found
+    if _TOO_LARGE in form:
+        locale = locale_of(request, found)
+        return refused(
+            request, found, 413, text(locale, "form_too_large", limit=FORM_LIMIT // 1024)
+        )
     if not hmac.compare_digest(form.get("csrf_token", "").encode(), found.csrf_token.encode()):
         return refused(request, found, 403, text(locale_of(request, found), "csrf_failed"))
     return found
