@@ -100,3 +100,16 @@ def test_a_user_made_on_the_page_can_sign_in(polku: Polku) -> None:
     assert sign_in(fresh, "eero@example.com", "uusi salasana kuusi").status_code == 303
     nobody = admin.post("/console/data/users/password", data={**new, "email": "no@example.com"})
     assert nobody.status_code == 404
+
+
+def test_the_channel_settings_show_where_they_come_from_and_never_a_secret(polku: Polku) -> None:
+    admin = signed_in(polku, user(polku, "ada@example.com", "admin"))
+    page = admin.get("/console/data/channels")
+    assert page.status_code == 200
+    assert "POLKU_SMTP_URL" in page.text and "POLKU_SMS_GATEWAY_TOKEN" in page.text
+    assert "Polku's default" in shown(page)
+    token = csrf_of(page.text)
+    unset = admin.post("/console/data/channels/test-email", data={"csrf_token": token})
+    assert unset.status_code == 409 and "set POLKU_SMTP_URL" in unset.text
+    marketer = signed_in(polku, user(polku, "mia@example.com", "marketer"))
+    assert marketer.get("/console/data/channels").status_code == 403

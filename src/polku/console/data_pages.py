@@ -1,5 +1,7 @@
 """The console's data pages: the live event debugger (what arrived, from which source, what
-was rejected and why, one event's JSON), the write keys and sources, and the users.
+was rejected and why, one event's JSON), the write keys and sources, the channels' settings
+(read-only: they come from the server's `POLKU_*` environment; a test email to oneself) and
+the users.
 
 The debugger's list is a fragment (`/console/data/events`) that `static/data.js` fetches
 again every `REFRESH_SECONDS`, so new and rejected events appear without a reload. Write
@@ -7,6 +9,7 @@ keys are shown in full only once, on the page that answers their creation."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Final
 
 import orjson
@@ -15,6 +18,8 @@ from fastapi.responses import Response
 
 from polku.access import actions as access_actions
 from polku.access import queries as access_queries
+from polku.channels.base import Message
+from polku.channels.email import EmailChannel
 from polku.collect.deadletters import list_rejections
 from polku.collect.queries import recent_events
 from polku.console import actions as console_actions
@@ -32,6 +37,7 @@ from polku.console.web import (
 )
 from polku.errors import PolkuError
 from polku.http import runtime
+from polku.settings import SETTINGS, Secret
 from polku.storage.engine import translate_errors, writing
 
 __all__ = ["router"]
@@ -223,3 +229,88 @@ def set_password(request: Request, form: Form) -> Response:
     except PolkuError as exc:
         return _users_page(request, viewer, exc.status, error=str(exc), created=None)
     return redirect("/console/data/users")
+
+
+CHANNEL_SETTINGS: Final = (
+    "smtp_url",
+    "smtp_from",
+    "sms_gateway_url",
+    "sms_gateway_token",
+    "sms_sender",
+)
+
+
+def _channel_settings(request: Request) -> list[dict[str, Any]]:
+    """The channels' settings as the server read them: secrets only say whether they are set."""
+    settings = runtime(request).settings
+    rows = []
+    for setting in SETTINGS:
+        if setting.name not in CHANNEL_SETTINGS:
+            continue
+        value = getattr(settings, setting.name)
+        raw = value.reveal() if isinstance(value, Secret) else str(value)
+        rows.append(
+            {
+                "name": setting.name,
+                "env": setting.env,
+                "secret": setting.secret,
+                "value": "" if setting.secret else raw,
+                "set": bool(raw),
+                "default": raw == str(setting.default),
+                "help": setting.help,
+            }
+        )
+    return rows
+
+
+def _channels_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:
+    return render(
+        request,
+        "data/channels.html",
+        viewer,
+        status,
+        settings=_channel_settings(request),
+        **context,
+    )
+
+
+@router.get("/data/channels")
+def channels_page(request: Request) -> Response:
+    viewer = signed_in(request, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    return _channels_page(request, viewer, sent=None, error=None)
+
+
+@router.post("/data/channels/test-email")
+def test_email(request: Request, form: Form) -> Response:
+    """Send a short email to the signed-in admin through the configured SMTP server."""
+    viewer = posted(request, form, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    locale = locale_of(request, viewer)
+    settings = runtime(request).settings
+    if not settings.smtp_url.reveal():
+        error = text(locale, "data_smtp_not_set")
+        return _channels_page(request, viewer, 409, sent=None, error=error)
+    channel = EmailChannel(settings)
+    try:
+        result = channel.send(
+            Message(
+                channel="email",
+                to=viewer.user.email,
+                text=text(locale, "data_test_email_text"),
+                subject=text(locale, "data_test_email_subject"),
+                idempotency_key="console-test-" + secrets.token_hex(8),
+                workspace_id=viewer.user.workspace_id,
+                profile_id="",
+                purpose="transactional",
+                locale=locale,
+            )
+        )
+    finally:
+        channel.close()
+    if not result.ok:
+        error = text(locale, "data_test_email_failed", error=result.error)
+        return _channels_page(request, viewer, 502, sent=None, error=error)
+    return _channels_page(request, viewer, sent=viewer.user.email, error=None)
