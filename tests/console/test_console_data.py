@@ -35,6 +35,7 @@ def test_the_debugger_shows_an_accepted_event_with_its_source_and_a_rejected_one
     detail = marketer.get(f"/console/data/events/{offset.group(1)}")
     assert detail.status_code == 200 and "&#34;userId&#34;: &#34;u-1&#34;" in detail.text
     assert marketer.get("/console/data/events/999999").status_code == 404
+    assert marketer.get("/console/data/events/<x>").status_code == 404
 
 
 def test_a_marketer_may_not_see_keys_or_users(polku: Polku) -> None:

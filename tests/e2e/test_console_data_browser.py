@@ -49,6 +49,9 @@ def test_the_debugger_shows_events_live_and_an_admin_creates_a_clerk(console: Co
 
     page.goto(console.url + "/data/sources")
     console.accessible(page)
+    page.goto(console.url + "/data/channels")
+    expect(page.get_by_test_id("channel-settings")).to_contain_text("POLKU_SMTP_URL")
+    console.accessible(page)
 
     page.goto(console.url + "/data/users")
     form = page.locator("form[action='/console/data/users']")

@@ -10,7 +10,9 @@ keys are shown in full only once, on the page that answers their creation."""
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -76,6 +78,7 @@ def _debugger(request: Request, viewer: Viewer, source: str, kind: str) -> dict[
         e["anonymousId"] = message.get("anonymousId")
         e["channel"] = message.get("channel") or (message.get("context") or {}).get("channel")
         e["source_name"] = sources.get(e["sourceId"] or "", {}).get("source_name")
+        e["received_ms"] = _ms(e["receivedAt"])
     for r in rejected:
         r["source_name"] = sources.get(r.get("source_id") or "", {}).get("source_name")
     return {
@@ -85,6 +88,11 @@ def _debugger(request: Request, viewer: Viewer, source: str, kind: str) -> dict[
         "source": source,
         "kind": kind,
     }
+
+
+def _ms(iso: str) -> int:
+    """Epoch milliseconds of the log's ISO time, for the template's `when`."""
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _kind(kind: str) -> str:
@@ -97,7 +105,7 @@ def debugger(request: Request, source: str = "", kind: str = "all") -> Response:
     if isinstance(viewer, Response):
         return viewer
     context = _debugger(request, viewer, source, _kind(kind))
-    refresh = f"/console/data/events?source={source}&kind={_kind(kind)}"
+    refresh = "/console/data/events?" + urlencode({"source": source, "kind": _kind(kind)})
     return render(
         request,
         "data/debugger.html",
@@ -119,17 +127,21 @@ def debugger_list(request: Request, source: str = "", kind: str = "all") -> Resp
 
 
 @router.get("/data/events/{offset}")
-def event_detail(request: Request, offset: int) -> Response:
+def event_detail(request: Request, offset: str) -> Response:
     viewer = signed_in(request, "data")
     if isinstance(viewer, Response):
         return viewer
     workspace = viewer.user.workspace_id
+    if not offset.isdigit() or len(offset) > 18:
+        message = text(locale_of(request, viewer), "data_no_event", offset=offset[:40])
+        return refused(request, viewer, 404, message)
     with translate_errors("reading the event"), runtime(request).engine.connect() as conn:
-        found = recent_events(conn, workspace, limit=1, before_offset=offset + 1)
-    if not found or found[0]["offset"] != offset:
+        found = recent_events(conn, workspace, limit=1, before_offset=int(offset) + 1)
+    if not found or found[0]["offset"] != int(offset):
         message = text(locale_of(request, viewer), "data_no_event", offset=offset)
         return refused(request, viewer, 404, message)
     event = found[0]
+    event["received_ms"] = _ms(event["receivedAt"])
     pretty = orjson.dumps(event["message"], option=orjson.OPT_INDENT_2).decode()
     return render(request, "data/event.html", viewer, event=event, pretty=pretty)
 
