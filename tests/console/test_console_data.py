@@ -29,6 +29,10 @@ def test_the_debugger_shows_an_accepted_event_with_its_source_and_a_rejected_one
 
     only = marketer.get("/console/data/events?kind=rejected").text
     assert "m-ok" not in only and "userId" in only
+    elsewhere = marketer.get("/console/data/events?source=src_none").text
+    assert "m-ok" not in elsewhere
+    finnish = marketer.get("/console/data", headers={"Accept-Language": "fi"})
+    assert "Hylätyt tapahtumat" in finnish.text and "Tapahtumien seuranta" in finnish.text
 
     offset = re.search(r'href="/console/data/events/(\d+)"', page.text)
     assert offset is not None
