@@ -107,6 +107,33 @@ def test_a_user_made_on_the_page_can_sign_in(polku: Polku) -> None:
     assert nobody.status_code == 404
 
 
+def test_a_deactivated_user_is_signed_out_and_cannot_sign_in_until_reactivated(
+    polku: Polku,
+) -> None:
+    admin = signed_in(polku, user(polku, "ada@example.com", "admin"))
+    agent = signed_in(polku, user(polku, "eero@example.com", "agent"))
+    token = csrf_of(admin.get("/console/data/users").text)
+    off = admin.post(
+        "/console/data/users/deactivate", data={"csrf_token": token, "email": "eero@example.com"}
+    )
+    assert off.status_code == 200 and "Reactivate" in off.text
+    assert agent.get("/console/", follow_redirects=False).status_code == 303  # signed out
+    assert sign_in(TestClient(polku.client.app), "eero@example.com").status_code == 401
+    on = admin.post(
+        "/console/data/users/reactivate", data={"csrf_token": token, "email": "eero@example.com"}
+    )
+    assert on.status_code == 200
+    assert sign_in(TestClient(polku.client.app), "eero@example.com").status_code == 303
+    myself = admin.post(
+        "/console/data/users/deactivate", data={"csrf_token": token, "email": "ada@example.com"}
+    )
+    assert myself.status_code == 409 and "another admin" in shown(myself)
+    forged = admin.post(
+        "/console/data/users/deactivate", data={"csrf_token": "x", "email": "eero@example.com"}
+    )
+    assert forged.status_code == 403
+
+
 def test_the_channel_settings_show_where_they_come_from_and_never_a_secret(polku: Polku) -> None:
     admin = signed_in(polku, user(polku, "ada@example.com", "admin"))
     page = admin.get("/console/data/channels")

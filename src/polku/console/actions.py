@@ -240,6 +240,25 @@ def set_password(engine: Engine, email: str, password: str) -> User:
     return user
 
 
+def set_active(engine: Engine, email: str, active: bool) -> User:
+    """Let `email` sign in again (`active`), or stop them: a deactivated user's sessions
+    end at once and their password no longer opens one; the user and what they did stay."""
+    normal = normalise_email(email)
+    now = _now()
+    with translate_errors("changing the user"), writing(engine) as conn:
+        user = get_user(conn, normal)
+        if user is None:
+            raise _unknown_user(normal)
+        conn.execute(
+            update(console_users)
+            .where(console_users.c.user_id == user.user_id)
+            .values(active=active, updated_at=now)
+        )
+        if not active:
+            _end_sessions(conn, user.user_id, now)
+    return user
+
+
 def _end_sessions(conn: Connection, user_id: str, now: int) -> None:
     s = console_sessions.c
     conn.execute(

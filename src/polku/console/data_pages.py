@@ -243,6 +243,26 @@ def set_password(request: Request, form: Form) -> Response:
     return redirect("/console/data/users")
 
 
+@router.post("/data/users/{decision}")
+def set_active(request: Request, decision: str, form: Form) -> Response:
+    """Deactivate a user (their sessions end) or let them sign in again; never oneself."""
+    viewer = posted(request, form, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    locale = locale_of(request, viewer)
+    if decision not in ("deactivate", "reactivate"):
+        return refused(request, viewer, 404, text(locale, "not_found"))
+    email = form.get("email", "")
+    with translate_errors("reading the user"), runtime(request).engine.connect() as conn:
+        target = console_queries.get_user(conn, email)
+    if target is None or target.workspace_id != viewer.user.workspace_id:
+        return refused(request, viewer, 404, text(locale, "data_no_user", email=email))
+    if target.user_id == viewer.user.user_id:
+        return refused(request, viewer, 409, text(locale, "data_not_yourself"))
+    console_actions.set_active(runtime(request).engine, target.email, decision == "reactivate")
+    return redirect("/console/data/users")
+
+
 CHANNEL_SETTINGS: Final = (
     "smtp_url",
     "smtp_from",
