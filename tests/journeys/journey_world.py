@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -185,7 +185,7 @@ def open_world(settings: Settings) -> Iterator[World]:
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     # Start at a fixed weekday noon in Helsinki, so quiet hours never interfere unless asked.
-    clock = ManualClock(_noon_today())
+    clock = ManualClock(_next_noon())
     gateway = Gateway()
     settings = settings.replace(
         smtp_url=_secret(f"smtp://127.0.0.1:{port}"),
@@ -213,9 +213,17 @@ def open_world(settings: Settings) -> Iterator[World]:
         gateway.close()
 
 
-def _noon_today() -> int:
+def _next_noon() -> int:
+    """The journey clock's start: noon in Helsinki (outside quiet hours, a known time of
+    day), and at least an hour ahead of real time. What the API stamps with real time (a
+    staff claim, a stock receipt) must not lie in the clock's future, or a claim would not
+    yet suppress and a movement's step would never fall due; so after 11:00 it is tomorrow's
+    noon."""
     now = datetime.now(ZoneInfo("Europe/Helsinki"))
-    return int(now.replace(hour=12, minute=0, second=0, microsecond=0).timestamp() * 1000)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon - now < timedelta(hours=1):
+        noon += timedelta(days=1)
+    return int(noon.timestamp() * 1000)
 
 
 def _secret(value: str) -> Secret:
