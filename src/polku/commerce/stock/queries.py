@@ -11,7 +11,7 @@ milliseconds for 50 locations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -229,6 +229,13 @@ def list_reservations(
     if status is not None:
         query = query.where(reservations.c.status == status)
     rows = conn.execute(query.order_by(reservations.c.expires_at).limit(limit)).all()
+    return _with_lines(conn, ws, rows, to_iso)
+
+
+def _with_lines(
+    conn: Connection, ws: str, rows: Sequence[Any], when: Callable[[int], Any]
+) -> list[dict[str, Any]]:
+    """Reservation rows as dicts with their lines, times through `when`."""
     ids = [r.reservation_id for r in rows]
     lines: dict[str, list[dict[str, Any]]] = {rid: [] for rid in ids}
     if ids:
@@ -249,8 +256,8 @@ def list_reservations(
             "location_id": r.location_id,
             "status": r.status,
             "lines": lines[r.reservation_id],
-            "created_at": to_iso(r.created_at),
-            "expires_at": to_iso(r.expires_at),
+            "created_at": when(r.created_at),
+            "expires_at": when(r.expires_at),
             "user_id": r.user_id,
             "anonymous_id": r.anonymous_id,
         }
@@ -280,29 +287,4 @@ def reservations_of(
         .order_by(r.created_at.desc(), r.reservation_id)
         .limit(limit)
     ).all()
-    ids = [row.reservation_id for row in rows]
-    lines: dict[str, list[dict[str, Any]]] = {rid: [] for rid in ids}
-    if ids:
-        for rid, line_sku, quantity in conn.execute(
-            select(
-                reservation_lines.c.reservation_id,
-                reservation_lines.c.sku,
-                reservation_lines.c.quantity,
-            ).where(
-                reservation_lines.c.workspace_id == ws, reservation_lines.c.reservation_id.in_(ids)
-            )
-        ):
-            lines[rid].append({"sku": line_sku, "quantity": quantity})
-    return [
-        {
-            "reservation_id": row.reservation_id,
-            "location_id": row.location_id,
-            "status": row.status,
-            "lines": lines[row.reservation_id],
-            "created_at": int(row.created_at),
-            "expires_at": int(row.expires_at),
-            "user_id": row.user_id,
-            "anonymous_id": row.anonymous_id,
-        }
-        for row in rows
-    ]
+    return _with_lines(conn, ws, rows, int)
