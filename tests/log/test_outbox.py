@@ -19,6 +19,7 @@ from polku.events import NewEvent
 from polku.identity.identifiers import IdentityConfig
 from polku.log.tables import log_events
 from polku.runtime import Runtime
+from polku.storage.engine import writing
 
 decisions_metadata = MetaData()
 decisions = Table(
@@ -55,7 +56,10 @@ def logged(runtime: Runtime, message_id: str) -> int:
 
 @pytest.fixture
 def with_decisions(polku: Polku) -> Iterator[Polku]:
-    decisions_metadata.create_all(polku.runtime.engine)
+    # BEGIN IMMEDIATE: a plain transaction that reads the schema first cannot upgrade to a
+    # write while the pipeline commits ("database is locked" at once, no busy wait).
+    with writing(polku.runtime.engine) as conn:
+        decisions_metadata.create_all(conn)
     yield polku
 
 

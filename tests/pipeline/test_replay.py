@@ -24,6 +24,7 @@ from polku.pipeline.consumer import Apply
 from polku.pipeline.runner import Pipeline
 from polku.profiles.projection import ProfilesConsumer
 from polku.profiles.tables import profiles
+from polku.storage.engine import writing
 
 PROJECTIONS: tuple[Table, ...] = (
     profile_ids,
@@ -337,7 +338,8 @@ def tripwired(polku: Polku) -> Iterator[Polku]:
     """The test's Polku with a failing consumer after identity and profiles, stopped: the
     test sends events, then starts the pipeline so that they arrive in one batch."""
     runtime = polku.runtime
-    tripwire_metadata.create_all(runtime.engine)
+    with writing(runtime.engine) as conn:  # BEGIN IMMEDIATE: queue behind the pipeline
+        tripwire_metadata.create_all(conn)
     runtime.pipeline.stop()
     runtime.pipeline = Pipeline(
         runtime.engine,
