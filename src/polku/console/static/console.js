@@ -5,8 +5,105 @@
 // page works without it (reload to refresh). A swap is skipped while the user is in one of
 // the list's forms, so a half-chosen outcome is never replaced under their hands; the
 // skipped change is fetched once they leave the form.
+//
+// Focus, for the keyboard and screen readers: a swap never moves or drops the focused
+// element (it waits, as above); signals that arrive are announced in the layout's polite
+// #announcer region by their heading. After a decision on a card (claim, outcome, ...) the
+// page reloads, and focus returns to the same card instead of the top of the page. A page
+// that opens with an error (role=alert) or a result (role=status) in main focuses it, so
+// it is read out and the next Tab continues from there.
 "use strict";
 (function () {
+  var RETURN = "polku-return-focus";
+  function focusOn(element) {
+    if (element.tabIndex < 0 && !element.hasAttribute("tabindex")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+  function signalIds(root) {
+    var ids = {};
+    root.querySelectorAll("li.signal[data-signal]").forEach(function (card) {
+      ids[card.getAttribute("data-signal")] = true;
+    });
+    return ids;
+  }
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (region && text) {
+      region.textContent = "";
+      // A new text node after a tick, so the same words twice are still read out.
+      window.setTimeout(function () {
+        region.textContent = text;
+      }, 50);
+    }
+  }
+  function swap(list, html) {
+    var before = signalIds(list);
+    list.innerHTML = html;
+    var fresh = [];
+    list.querySelectorAll("li.signal[data-signal]").forEach(function (card) {
+      var head = card.querySelector(".head");
+      if (!before[card.getAttribute("data-signal")] && head) {
+        fresh.push(head.textContent.replace(/\s+/g, " ").trim());
+      }
+    });
+    announce(fresh.join(". "));
+  }
+  function rememberDecisions(list) {
+    list.addEventListener("submit", function (event) {
+      var form = event.target;
+      var card = form.closest ? form.closest("li.signal[data-signal]") : null;
+      if (!card || !window.sessionStorage) {
+        return;
+      }
+      var mark = {
+        path: window.location.pathname,
+        signal: card.getAttribute("data-signal"),
+        action: form.getAttribute("action") || "",
+      };
+      try {
+        window.sessionStorage.setItem(RETURN, JSON.stringify(mark));
+      } catch (ignored) {
+        /* storage full or refused: focus starts at the top, as without the script */
+      }
+    });
+  }
+  function returnedCard() {
+    var mark = null;
+    try {
+      mark = JSON.parse(window.sessionStorage.getItem(RETURN) || "null");
+      window.sessionStorage.removeItem(RETURN);
+    } catch (ignored) {
+      return null;
+    }
+    if (!mark || mark.path !== window.location.pathname) {
+      return null;
+    }
+    var id = String(mark.signal).replace(/[^0-9A-Za-z_-]/g, "");
+    var card = document.querySelector('li.signal[data-signal="' + id + '"]');
+    if (!card) {
+      return null;
+    }
+    var same = null;
+    card.querySelectorAll("form").forEach(function (form) {
+      if (form.getAttribute("action") === mark.action) {
+        same = form.querySelector("button[type=submit], button:not([type])");
+      }
+    });
+    return same || card.querySelector(".actions button") || card;
+  }
+  function settleFocus() {
+    var main = document.getElementById("main");
+    if (!main || document.querySelector("[autofocus]")) {
+      return;
+    }
+    var card = returnedCard(); // read (and forgotten) on every page, used or not
+    var target = main.querySelector("[role=alert]") || card || main.querySelector("[role=status]");
+    if (target) {
+      focusOn(target);
+    }
+  }
   function start(list) {
     var url = list.getAttribute("data-refresh");
     var stream = list.getAttribute("data-stream");
@@ -39,7 +136,7 @@
           if (busy()) {
             pending = true;
           } else {
-            list.innerHTML = html;
+            swap(list, html);
           }
         })
         .catch(function () {
@@ -87,6 +184,10 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     var list = document.getElementById("signal-list");
+    if (list) {
+      rememberDecisions(list);
+    }
+    settleFocus();
     if (list) {
       start(list);
     }
