@@ -339,6 +339,8 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
     _stock_check(console, "Ville Nieminen")
     expect(page.locator("li.signal")).to_have_count(2, timeout=30_000)
     expect(page.locator("#announcer")).to_contain_text("Signal #")
+    # Read out once: by the announcer, not again as the whole list's new content.
+    assert page.locator("#signal-list").get_attribute("aria-live") is None
     assert _focused(page)["id"] == "main"
 
     first = page.locator("li.signal").first.get_attribute("data-signal")
