@@ -104,11 +104,15 @@ PROBE = """
       if (!el || el === document.body || el === document.documentElement) return { tag: "BODY" };
       visited.add(el);
       const r = el.getBoundingClientRect();
-      const top = Math.max(r.top, 0), bottom = Math.min(r.bottom, innerHeight);
-      const left = Math.max(r.left, 0), right = Math.min(r.right, innerWidth);
-      const onScreen = bottom > top && right > left;
-      const hit = onScreen
-        ? document.elementFromPoint((left + right) / 2, (top + bottom) / 2) : null;
+      // On screen and on top at the middle of one of its boxes (a link may wrap in two).
+      const onTop = (box) => {
+        const top = Math.max(box.top, 0), bottom = Math.min(box.bottom, innerHeight);
+        const left = Math.max(box.left, 0), right = Math.min(box.right, innerWidth);
+        if (bottom <= top || right <= left) return false;
+        const hit = document.elementFromPoint((left + right) / 2, (top + bottom) / 2);
+        return hit === el || el.contains(hit);
+      };
+      const shown = [...el.getClientRects()].some(onTop);
       const s = getComputedStyle(el);
       const ring = rgb(s.outlineColor);
       const back = behind(el);
@@ -118,7 +122,7 @@ PROBE = """
         inHeader: !!el.closest("header"),
         card: (el.closest("li.signal") || {}).dataset?.signal || null,
         x: r.left, y: r.top, width: r.width, height: r.height,
-        visible: onScreen && s.visibility !== "hidden" && (hit === el || el.contains(hit)),
+        visible: shown && s.visibility !== "hidden",
         focused: look(el), unfocused: rest.has(el) ? rest.get(el) : calm(el),
         outline: s.outlineStyle !== "none" ? parseFloat(s.outlineWidth) : 0,
         contrast: (light + 0.05) / (dark + 0.05),
@@ -380,4 +384,159 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
     body = _ok(console.api("GET", f"/v1/signals/{first}"))
     assert body["claimed_by"] == clerk and body["outcome"] == "sold", body
     console.shoot(page, "keyboard-signals-tablet")
+    _no_trap(page)
+
+
+def test_an_agent_finds_a_customer_and_filters_her_timeline_by_keyboard(
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    email = "anna.virtanen@koti.fi"
+    web = {"channel": "web"}
+    _send(
+        console,
+        [
+            {"type": "page", "anonymousId": "anna-web", "name": "Jackets", "context": web},
+            {
+                "type": "identify",
+                "anonymousId": "anna-web",
+                "context": web,
+                "traits": {"first_name": "Anna", "last_name": "Virtanen", "email": email},
+            },
+            {
+                "type": "track",
+                "event": "Store Visited",
+                "anonymousId": "anna-web",
+                "context": {"channel": "store"},
+                "properties": {"store_id": STORE},
+            },
+        ],
+    )
+    lookup = {"type": "email", "value": email}
+    found = _until(
+        "her profile",
+        lambda: console.api("GET", "/v1/profiles/lookup", params=lookup).status_code == 200,
+    )
+    assert found
+    agent = console.user("eero@shop.example", "agent")
+
+    page = _sign_in(console, agent)
+    _header_in_order(page, ["Buying signals", "Customers", "Stock and orders"])
+    _tab_to(page, _named("Customers"), "the customers link", limit=10, key="Shift+Tab")
+    _go(page)
+    console.accessible(page)
+
+    _skip_to_main(page)
+    assert _press(page, "Tab")["id"] == "q"
+    page.keyboard.type(email)
+    _touch(_press(page, "Tab"))  # the Search button
+    page.keyboard.press("Shift+Tab")
+    _go(page)  # Enter in the search field sends the search
+    expect(page.locator("table.hits tbody tr")).to_have_count(1)
+    _skip_to_main(page)
+    _tab_to(page, _named("Anna Virtanen", "A"), "the customer's link", limit=6)
+    _go(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Anna Virtanen")
+    console.accessible(page)
+
+    # The sections' links jump: after "Timeline", the next Tab is the channel filter.
+    _skip_to_main(page)
+    _tab_to(page, _named("Timeline", "A"), "the Timeline section link", limit=20)
+    page.keyboard.press("Enter")
+    channel = _press(page, "Tab")
+    assert channel["id"] == "channel", channel
+    _touch(channel)
+    for _ in range(6):
+        if _focused(page)["value"] == "store":
+            break
+        page.keyboard.press("ArrowDown")
+    assert _focused(page)["value"] == "store"
+    show = _press(page, "Tab")
+    assert show["name"] == "Show", show
+    _touch(show)
+    _go(page)
+    assert page.url.endswith("?channel=store#timeline"), page.url
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline.locator("li[data-channel=store]")).to_have_count(1)
+    expect(timeline.locator("li[data-channel=web]")).to_have_count(0)
+    expect(page.locator("#channel")).to_have_value("store")
+    console.accessible(page)
+    console.shoot(page, "keyboard-customer-tablet")
+    _no_trap(page)
+
+
+def test_a_marketer_edits_a_journey_and_lands_on_the_validation_error_by_keyboard(
+    console: Console,
+) -> None:
+    from playwright.sync_api import expect
+
+    _ok(console.api("POST", "/v1/journeys/library/abandoned-cart"))
+    marketer = console.user("maija@markkinointi.example", "marketer")
+
+    page = _sign_in(console, marketer)
+    _header_in_order(page, ["Customers", "Journeys", "Data"])
+    _tab_to(page, _named("Journeys"), "the journeys link", limit=10, key="Shift+Tab")
+    _go(page)
+    console.accessible(page)
+    _skip_to_main(page)
+    _tab_to(page, _named("Abandoned cart", "A"), "the journey's link", limit=10)
+    _go(page)
+    _skip_to_main(page)
+    _tab_to(page, _named("Edit the journey", "A"), "the editor link", limit=20)
+    _go(page)
+    console.accessible(page)
+
+    _skip_to_main(page)
+    editor = _tab_to(page, lambda i: i["id"] == "document", "the definition", limit=6)
+    original = editor["value"]
+    assert "template: abandoned_cart" in original
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(original.replace("template: abandoned_cart", "template: oops", 1))
+    # Tab leaves the text area (no trap) for the Validate button.
+    validate = _press(page, "Tab")
+    assert validate["name"] == "Validate", validate
+    _touch(validate)
+    error = _go(page)
+    # The page opens on the error: focused (and so read out), then Tab goes to the text.
+    assert error["id"] == "editor-error", error
+    expect(page.get_by_test_id("error-field")).to_have_text("steps[2:remind].template")
+    expect(page.get_by_test_id("editor-error")).to_contain_text("oops")
+    expect(page.locator("#document")).to_have_attribute("aria-describedby", "editor-error")
+    console.accessible(page)
+    console.shoot(page, "keyboard-journey-editor-tablet")
+    assert _press(page, "Tab")["id"] == "document"
+    assert console.api("GET", "/v1/journeys/abandoned-cart").json()["version"] == 1
+
+
+def test_an_admin_creates_a_write_key_by_keyboard(console: Console) -> None:
+    from playwright.sync_api import expect
+
+    admin = console.user("ada@example.fi", "admin")
+    page = _sign_in(console, admin)
+    areas = ["Buying signals", "Customers", "Stock and orders", "Journeys", "Data"]
+    _header_in_order(page, areas)
+    _tab_to(page, _named("Data"), "the data link", limit=10, key="Shift+Tab")
+    _go(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Event debugger")
+    _skip_to_main(page)
+    _tab_to(page, _named("Write keys and sources", "A"), "the sources link", limit=6)
+    _go(page)
+    console.accessible(page)
+
+    _skip_to_main(page)
+    _tab_to(page, lambda i: i["id"] == "source_name", "the source name", limit=20)
+    page.keyboard.type("till-7")
+    create = _press(page, "Tab")
+    assert create["name"] == "Create a write key", create
+    _touch(create)
+    done = _go(page, "Space")
+    # The page opens on the new key (shown once): focused, so it is read out.
+    assert done["name"].startswith("The new write key"), done
+    key = page.get_by_test_id("new-key").inner_text()
+    console.accessible(page)
+    console.shoot(page, "keyboard-write-key-tablet")
+    event = {"userId": "u-till", "event": "Till Opened"}
+    sent = httpx.post(console.server.url + "/v1/track", json=event, auth=(key, ""), timeout=10)
+    assert sent.status_code == 200, sent.text
     _no_trap(page)

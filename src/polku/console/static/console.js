@@ -10,8 +10,8 @@
 // element (it waits, as above); signals that arrive are announced in the layout's polite
 // #announcer region by their heading. After a decision on a card (claim, outcome, ...) the
 // page reloads, and focus returns to the same card instead of the top of the page. A page
-// that opens with an error (role=alert) or a result (role=status) in main focuses it, so
-// it is read out and the next Tab continues from there.
+// that opens with an error (role=alert) in main, or that answers a form with a result
+// (role=status), focuses it, so it is read out and the next Tab continues from there.
 "use strict";
 (function () {
   var RETURN = "polku-return-focus";
@@ -50,34 +50,34 @@
     });
     announce(fresh.join(". "));
   }
-  function rememberDecisions(list) {
-    list.addEventListener("submit", function (event) {
+  function rememberSubmits() {
+    // What was sent, for the page that answers it (often after a redirect).
+    document.addEventListener("submit", function (event) {
       var form = event.target;
       var card = form.closest ? form.closest("li.signal[data-signal]") : null;
-      if (!card || !window.sessionStorage) {
-        return;
-      }
       var mark = {
         path: window.location.pathname,
-        signal: card.getAttribute("data-signal"),
+        signal: card ? card.getAttribute("data-signal") : null,
         action: form.getAttribute("action") || "",
       };
       try {
         window.sessionStorage.setItem(RETURN, JSON.stringify(mark));
       } catch (ignored) {
-        /* storage full or refused: focus starts at the top, as without the script */
+        /* no storage: focus starts at the top, as without the script */
       }
     });
   }
-  function returnedCard() {
-    var mark = null;
+  function lastSubmit() {
     try {
-      mark = JSON.parse(window.sessionStorage.getItem(RETURN) || "null");
+      var mark = JSON.parse(window.sessionStorage.getItem(RETURN) || "null");
       window.sessionStorage.removeItem(RETURN);
+      return mark;
     } catch (ignored) {
       return null;
     }
-    if (!mark || mark.path !== window.location.pathname) {
+  }
+  function returnedCard(mark) {
+    if (!mark || !mark.signal || mark.path !== window.location.pathname) {
       return null;
     }
     var id = String(mark.signal).replace(/[^0-9A-Za-z_-]/g, "");
@@ -98,8 +98,11 @@
     if (!main || document.querySelector("[autofocus]")) {
       return;
     }
-    var card = returnedCard(); // read (and forgotten) on every page, used or not
-    var target = main.querySelector("[role=alert]") || card || main.querySelector("[role=status]");
+    var mark = lastSubmit(); // read (and forgotten) on every page, used or not
+    var target = main.querySelector("[role=alert]") || returnedCard(mark);
+    if (!target && mark) {
+      target = main.querySelector("[role=status]"); // the result of what was just sent
+    }
     if (target) {
       focusOn(target);
     }
@@ -184,9 +187,7 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     var list = document.getElementById("signal-list");
-    if (list) {
-      rememberDecisions(list);
-    }
+    rememberSubmits();
     settleFocus();
     if (list) {
       start(list);
