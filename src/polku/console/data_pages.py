@@ -1,33 +1,44 @@
 """The console's data pages: the live event debugger (what arrived, from which source, what
-was rejected and why, one event's JSON), the write keys and sources, the channels' settings
-(read-only: they come from the server's `POLKU_*` environment; a test email to oneself) and
-the users.
+was rejected and why, one event's JSON, one rejection's reason and body as received), the
+write keys and sources, the channels (SMTP and the SMS gateway read-only, as the server's
+`POLKU_*` environment set them, with a test email and a test SMS; the CRM webhooks, created
+and removed here, with their recent deliveries) and the users.
 
-The debugger's list is a fragment (`/console/data/events`) that `static/data.js` fetches
-again every `REFRESH_SECONDS`, so new and rejected events appear without a reload. Write
-keys are shown in full only once, on the page that answers their creation."""
+The debugger's list is a fragment (`/console/data/events`) filtered by source and kind in
+SQL (`polku.collect.debugger`) and paged by cursors (`before`: a log offset,
+`before_rejected`: a rejection id). On its newest page it is live like the signal list:
+`/console/data/stream` sends `event: changed` when the workspace's marker (newest offset and
+rejection id) moves, and `static/console.js` fetches the fragment; without EventSource it
+polls every `REFRESH_SECONDS`. Write keys and webhook secrets are shown in full only once,
+on the page that answers their creation."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import Engine
 
 from polku.access import actions as access_actions
 from polku.access import queries as access_queries
 from polku.channels.base import Message
 from polku.channels.email import EmailChannel
-from polku.collect.deadletters import list_rejections
+from polku.channels.sms import SmsChannel
+from polku.collect import debugger as debugger_queries
 from polku.collect.queries import recent_events
 from polku.console import actions as console_actions
 from polku.console import queries as console_queries
 from polku.console.i18n import text
 from polku.console.web import (
+    HEADERS,
     Form,
     Viewer,
     locale_of,
@@ -39,7 +50,10 @@ from polku.console.web import (
 )
 from polku.errors import PolkuError
 from polku.http import runtime
+from polku.identity.identifiers import normalise
 from polku.settings import SETTINGS, Secret
+from polku.signals import actions as signal_actions
+from polku.signals import queries as signal_queries
 from polku.storage.engine import translate_errors, writing
 
 __all__ = ["router"]
@@ -47,8 +61,14 @@ __all__ = ["router"]
 router = APIRouter()
 
 REFRESH_SECONDS: Final = 3
+"""How often the debugger polls its list when the stream is not available."""
 LIMIT: Final = 50
 KINDS: Final = ("all", "accepted", "rejected")
+STREAM_SECONDS: Final = 15.0
+POLL_SECONDS: Final = 1.0
+KEEPALIVE_SECONDS: Final = 10.0
+MAX_CURSOR: Final = 2**63 - 1  # larger cursors overflow the databases' integer parameters
+MAX_SOURCE: Final = 64  # the width of the source id columns
 
 
 def _sources(request: Request, workspace_id: str) -> dict[str, dict[str, Any]]:
@@ -58,25 +78,96 @@ def _sources(request: Request, workspace_id: str) -> dict[str, dict[str, Any]]:
     return {str(k["source_id"]): k for k in keys if k["workspace_id"] == workspace_id}
 
 
-def _debugger(request: Request, viewer: Viewer, source: str, kind: str) -> dict[str, Any]:
-    """The context of the debugger's list: accepted and rejected events, newest first."""
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The debugger's query: which source, which kind, and the page (two cursors)."""
+
+    source: str
+    kind: str
+    before: int | None
+    before_rejected: int | None
+
+    @property
+    def newest(self) -> bool:
+        """The first page, which stays live; older pages stand still."""
+        return self.before is None and self.before_rejected is None
+
+    def query(self, **changes: Any) -> str:
+        """The query string of these filters with `changes` (None leaves a cursor out)."""
+        values: dict[str, Any] = {
+            "source": self.source,
+            "kind": self.kind,
+            "before": self.before,
+            "before_rejected": self.before_rejected,
+            **changes,
+        }
+        return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def _cursor(raw: str) -> int | None:
+    """A page cursor from the query string: empty for none, else 1 to `MAX_CURSOR`."""
+    if raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_CURSOR:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _filters(
+    request: Request, viewer: Viewer, source: str, kind: str, before: str, before_rejected: str
+) -> Filters | Response:
+    """The debugger's filters, or the 400 page that says which one is wrong."""
+    locale = locale_of(request, viewer)
+    if kind not in KINDS:
+        return refused(request, viewer, 400, text(locale, "data_bad_kind", kind=kind[:40]))
+    if len(source) > MAX_SOURCE or "\x00" in source:
+        return refused(request, viewer, 400, text(locale, "data_bad_source", limit=MAX_SOURCE))
+    cursors: list[int | None] = []
+    for name, raw in (("before", before), ("before_rejected", before_rejected)):
+        try:
+            cursors.append(_cursor(raw))
+        except ValueError:
+            return refused(request, viewer, 400, text(locale, "data_bad_cursor", name=name))
+    return Filters(source, kind, cursors[0], cursors[1])
+
+
+def _debugger(request: Request, viewer: Viewer, filters: Filters) -> dict[str, Any]:
+    """The context of the debugger's list: accepted and rejected events, newest first, as
+    the filters choose them, with the links to the older pages of each."""
     workspace = viewer.user.workspace_id
     sources = _sources(request, workspace)
+    source = filters.source or None
+    events: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
     with translate_errors("reading the events"), runtime(request).engine.connect() as conn:
-        events = recent_events(conn, workspace, limit=LIMIT) if kind != "rejected" else []
-        rejected = (
-            list_rejections(conn, workspace, limit=LIMIT, include_unknown_keys=False)
-            if kind != "accepted"
-            else []
-        )
-    if source:
-        events = [e for e in events if e["sourceId"] == source]
-        rejected = [r for r in rejected if r.get("source_id") == source]
+        if filters.kind != "rejected":
+            events = debugger_queries.accepted_events(
+                conn, workspace, source_id=source, before_offset=filters.before, limit=LIMIT + 1
+            )
+        if filters.kind != "accepted":
+            rejected = debugger_queries.rejections(
+                conn,
+                workspace,
+                source_id=source,
+                before_id=filters.before_rejected,
+                limit=LIMIT + 1,
+            )
+        marker = debugger_queries.debugger_marker(conn, workspace)
+    older_events = older_rejected = None
+    if len(events) > LIMIT:
+        events = events[:LIMIT]
+        older_events = "/console/data?" + filters.query(before=events[-1]["offset"])
+    if len(rejected) > LIMIT:
+        rejected = rejected[:LIMIT]
+        older_rejected = "/console/data?" + filters.query(before_rejected=rejected[-1]["id"])
     for e in events:
         message = e["message"] if isinstance(e["message"], dict) else {}
+        context = message.get("context")
         e["userId"] = message.get("userId")
         e["anonymousId"] = message.get("anonymousId")
-        e["channel"] = message.get("channel") or (message.get("context") or {}).get("channel")
+        e["channel"] = message.get("channel") or (
+            context.get("channel") if isinstance(context, dict) else None
+        )
         e["source_name"] = sources.get(e["sourceId"] or "", {}).get("source_name")
         e["received_ms"] = _ms(e["receivedAt"])
     for r in rejected:
@@ -85,8 +176,13 @@ def _debugger(request: Request, viewer: Viewer, source: str, kind: str) -> dict[
         "events": events,
         "rejected": rejected,
         "sources": sources,
-        "source": source,
-        "kind": kind,
+        "source": filters.source,
+        "kind": filters.kind,
+        "older_events": older_events,
+        "older_rejected": older_rejected,
+        "newest": filters.newest,
+        "newest_url": "/console/data?" + filters.query(before=None, before_rejected=None),
+        "marker": marker,
     }
 
 
@@ -95,22 +191,30 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _kind(kind: str) -> str:
-    return kind if kind in KINDS else "all"
-
-
 @router.get("/data")
-def debugger(request: Request, source: str = "", kind: str = "all") -> Response:
+def debugger(
+    request: Request,
+    source: str = "",
+    kind: str = "all",
+    before: str = "",
+    before_rejected: str = "",
+) -> Response:
+    """The event debugger: what arrived and what was refused, by source and kind; live on
+    its newest page."""
     viewer = signed_in(request, "data")
     if isinstance(viewer, Response):
         return viewer
-    context = _debugger(request, viewer, source, _kind(kind))
-    refresh = "/console/data/events?" + urlencode({"source": source, "kind": _kind(kind)})
+    filters = _filters(request, viewer, source, kind, before, before_rejected)
+    if isinstance(filters, Response):
+        return filters
+    context = _debugger(request, viewer, filters)
+    live = filters.query(before=None, before_rejected=None)
     return render(
         request,
         "data/debugger.html",
         viewer,
-        refresh_url=refresh,
+        refresh_url="/console/data/events?" + live,
+        stream_url="/console/data/stream?" + live,
         refresh_seconds=REFRESH_SECONDS,
         kinds=KINDS,
         **context,
@@ -118,12 +222,76 @@ def debugger(request: Request, source: str = "", kind: str = "all") -> Response:
 
 
 @router.get("/data/events")
-def debugger_list(request: Request, source: str = "", kind: str = "all") -> Response:
+def debugger_list(
+    request: Request,
+    source: str = "",
+    kind: str = "all",
+    before: str = "",
+    before_rejected: str = "",
+) -> Response:
+    """The debugger's list alone, which the page fetches when the stream says it changed."""
     viewer = signed_in(request, "data")
     if isinstance(viewer, Response):
         return viewer
-    context = _debugger(request, viewer, source, _kind(kind))
-    return render(request, "data/events.html", viewer, **context)
+    filters = _filters(request, viewer, source, kind, before, before_rejected)
+    if isinstance(filters, Response):
+        return filters
+    return render(request, "data/events.html", viewer, **_debugger(request, viewer, filters))
+
+
+def _marker(engine: Engine, workspace_id: str) -> str:
+    with translate_errors("reading the events"), engine.connect() as conn:
+        return debugger_queries.debugger_marker(conn, workspace_id)
+
+
+async def marker_changes(
+    request: Request, marker: Callable[[], str], seen: str, seconds: float
+) -> AsyncIterator[bytes]:
+    """The stream's body: `event: changed` (id: the new marker) each time `marker()`
+    differs from the last one sent (`seen` at first), keep-alive comments while quiet;
+    ends when the client disconnects or after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    quiet_since = loop.time()
+    yield b"retry: 2000\n\n"
+    while loop.time() < deadline and not await request.is_disconnected():
+        now = await asyncio.to_thread(marker)
+        if now != seen:
+            seen, quiet_since = now, loop.time()
+            yield f"id: {now}\nevent: changed\ndata: {now}\n\n".encode()
+        elif loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+            quiet_since = loop.time()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+
+
+@router.get("/data/stream")
+def debugger_stream(
+    request: Request,
+    since: str = Query("", max_length=41, description="The marker the page was drawn at."),
+    seconds: str = Query(str(STREAM_SECONDS), description="Stop after this long (at most 15)."),
+) -> Response:
+    """Server-sent events: `changed` when an event was accepted or refused in the viewer's
+    workspace since `since` (or the browser's `Last-Event-ID`). The page's filters ride
+    along in the query string and are not needed here: the page refetches its own list."""
+    viewer = signed_in(request, "data")
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        duration = float(seconds)
+    except ValueError:
+        duration = float("nan")
+    if not 0.1 <= duration <= STREAM_SECONDS:
+        message = text(locale_of(request, viewer), "data_bad_seconds", high=f"{STREAM_SECONDS:g}")
+        return refused(request, viewer, 400, message)
+    seen = request.headers.get("last-event-id", since)[:41]
+    engine, workspace = runtime(request).engine, viewer.user.workspace_id
+    body = marker_changes(request, lambda: _marker(engine, workspace), seen, duration)
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={**HEADERS, "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/data/events/{offset}")
@@ -142,8 +310,40 @@ def event_detail(request: Request, offset: str) -> Response:
         return refused(request, viewer, 404, message)
     event = found[0]
     event["received_ms"] = _ms(event["receivedAt"])
+    event["source_name"] = (
+        _sources(request, workspace).get(event["sourceId"] or "", {}).get("source_name")
+    )
     pretty = orjson.dumps(event["message"], option=orjson.OPT_INDENT_2).decode()
     return render(request, "data/event.html", viewer, event=event, pretty=pretty)
+
+
+@router.get("/data/rejections/{rejection_id}")
+def rejection_detail(request: Request, rejection_id: str) -> Response:
+    """One rejected event or request: the reason as the collection API gave it (code,
+    field, message), its source and time, and the body as received (indented when it is
+    JSON)."""
+    viewer = signed_in(request, "data")
+    if isinstance(viewer, Response):
+        return viewer
+    workspace = viewer.user.workspace_id
+    missing = text(locale_of(request, viewer), "data_no_rejection", id=rejection_id[:40])
+    try:
+        wanted = _cursor(rejection_id)
+    except ValueError:
+        wanted = None
+    if wanted is None:
+        return refused(request, viewer, 404, missing)
+    with translate_errors("reading the rejection"), runtime(request).engine.connect() as conn:
+        found = debugger_queries.rejection(conn, workspace, wanted)
+    if found is None:
+        return refused(request, viewer, 404, missing)
+    found["source_name"] = (
+        _sources(request, workspace).get(found["source_id"] or "", {}).get("source_name")
+    )
+    pretty = None
+    if found["parsed"] is not None:
+        pretty = orjson.dumps(found["parsed"], option=orjson.OPT_INDENT_2).decode()
+    return render(request, "data/rejection.html", viewer, rejection=found, pretty=pretty)
 
 
 def _sources_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:
@@ -295,14 +495,50 @@ def _channel_settings(request: Request) -> list[dict[str, Any]]:
     return rows
 
 
+DELIVERIES_SHOWN: Final = 5
+"""How many of each webhook's newest deliveries the channels page lists."""
+MAX_WEBHOOK_URL: Final = 2000  # the width of signal_webhooks.url
+
+
+def _webhooks(request: Request, workspace_id: str) -> list[dict[str, Any]]:
+    """The workspace's webhook endpoints, active first, each with its newest deliveries
+    (status, attempts, the last attempt's answer or error)."""
+    with translate_errors("reading webhooks"), runtime(request).engine.connect() as conn:
+        found = signal_actions.list_webhooks(conn, workspace_id)
+        for hook in found:
+            hook["deliveries"] = signal_queries.deliveries_of(
+                conn, workspace_id, endpoint_id=hook["id"], limit=DELIVERIES_SHOWN
+            )
+    for hook in found:
+        for delivery in hook["deliveries"]:
+            last = delivery["log"][-1] if delivery["log"] else None
+            delivery["created_ms"] = _ms(delivery["created_at"])
+            delivery["last_status"] = last["status_code"] if last else None
+            delivery["last_error"] = last["error"] if last else None
+    return sorted(found, key=lambda hook: not hook["active"])
+
+
 def _channels_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:
+    settings = runtime(request).settings
+    values: dict[str, Any] = {
+        "sent": None,
+        "sms_sent": None,
+        "error": None,
+        "new_webhook": None,
+        "webhook_url": "",
+        "webhook_queues": "",
+        "phone": "",
+        **context,
+    }
     return render(
         request,
         "data/channels.html",
         viewer,
         status,
         settings=_channel_settings(request),
-        **context,
+        sms_ready=bool(settings.sms_gateway_url),
+        webhooks=_webhooks(request, viewer.user.workspace_id),
+        **values,
     )
 
 
@@ -311,7 +547,7 @@ def channels_page(request: Request) -> Response:
     viewer = signed_in(request, "data.admin")
     if isinstance(viewer, Response):
         return viewer
-    return _channels_page(request, viewer, sent=None, error=None)
+    return _channels_page(request, viewer)
 
 
 @router.post("/data/channels/test-email")
@@ -324,7 +560,7 @@ def test_email(request: Request, form: Form) -> Response:
     settings = runtime(request).settings
     if not settings.smtp_url.reveal():
         error = text(locale, "data_smtp_not_set")
-        return _channels_page(request, viewer, 409, sent=None, error=error)
+        return _channels_page(request, viewer, 409, error=error)
     channel = EmailChannel(settings)
     try:
         result = channel.send(
@@ -344,5 +580,96 @@ def test_email(request: Request, form: Form) -> Response:
         channel.close()
     if not result.ok:
         error = text(locale, "data_test_email_failed", error=result.error)
-        return _channels_page(request, viewer, 502, sent=None, error=error)
-    return _channels_page(request, viewer, sent=viewer.user.email, error=None)
+        return _channels_page(request, viewer, 502, error=error)
+    return _channels_page(request, viewer, sent=viewer.user.email)
+
+
+@router.post("/data/channels/test-sms")
+def test_sms(request: Request, form: Form) -> Response:
+    """Send a short text message through the configured SMS gateway to the number typed
+    in, normalised to E.164 as identity normalises phones (numbers without a country code
+    are read in the default region)."""
+    viewer = posted(request, form, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    locale = locale_of(request, viewer)
+    rt = runtime(request)
+    typed = form.get("phone", "").strip()
+    if not rt.settings.sms_gateway_url:
+        error = text(locale, "data_sms_not_set")
+        return _channels_page(request, viewer, 409, error=error, phone=typed)
+    phone = normalise("phone", typed, rt.identity) if len(typed) <= 40 else None
+    if phone is None:
+        error = text(locale, "data_bad_phone", phone=typed[:40])
+        return _channels_page(request, viewer, 400, error=error, phone=typed[:40])
+    result = SmsChannel(rt.settings).send(
+        Message(
+            channel="sms",
+            to=phone,
+            text=text(locale, "data_test_sms_text"),
+            idempotency_key="console-test-sms-" + secrets.token_hex(8),
+            workspace_id=viewer.user.workspace_id,
+            profile_id="",
+            purpose="transactional",
+            locale=locale,
+        )
+    )
+    if not result.ok:
+        error = text(locale, "data_test_sms_failed", error=result.error)
+        return _channels_page(request, viewer, 502, error=error, phone=phone)
+    sent = {"phone": phone, "provider_id": result.provider_id}
+    return _channels_page(request, viewer, sms_sent=sent)
+
+
+def _webhook_error(locale: str, exc: PolkuError) -> str:
+    """The reason a webhook was refused, in the viewer's language."""
+    if exc.code == "invalid_url":
+        return text(locale, "data_bad_webhook_url", limit=MAX_WEBHOOK_URL)
+    if exc.code == "invalid_queue":
+        return text(locale, "data_bad_webhook_queue")
+    return str(exc)
+
+
+@router.post("/data/channels/webhooks")
+def create_webhook(request: Request, form: Form) -> Response:
+    """A CRM endpoint for new buying signals (on the queues typed in, every queue when
+    none); the page that answers shows its signing secret, once."""
+    viewer = posted(request, form, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    url = form.get("url", "").strip()
+    typed = form.get("queues", "")
+    queues = [q.strip() for q in typed.split(",") if q.strip()]
+    try:
+        created = signal_actions.create_webhook(
+            runtime(request), viewer.user.workspace_id, url, queues
+        )
+    except PolkuError as exc:
+        if exc.status >= 500:
+            raise
+        error = _webhook_error(locale_of(request, viewer), exc)
+        return _channels_page(
+            request,
+            viewer,
+            400,
+            error=error,
+            webhook_url=url[:MAX_WEBHOOK_URL],
+            webhook_queues=typed[:2000],
+        )
+    return _channels_page(request, viewer, 201, new_webhook=created)
+
+
+@router.post("/data/channels/webhooks/{endpoint_id}/delete")
+def delete_webhook(request: Request, endpoint_id: str, form: Form) -> Response:
+    """Stop sending signals to the endpoint; its delivery log stays listed."""
+    viewer = posted(request, form, "data.admin")
+    if isinstance(viewer, Response):
+        return viewer
+    try:
+        signal_actions.delete_webhook(runtime(request), viewer.user.workspace_id, endpoint_id)
+    except PolkuError as exc:
+        if exc.status != 404:
+            raise
+        message = text(locale_of(request, viewer), "data_no_webhook", id=endpoint_id[:60])
+        return refused(request, viewer, 404, message)
+    return redirect("/console/data/channels")
