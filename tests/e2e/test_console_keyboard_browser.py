@@ -540,3 +540,12 @@ def test_an_admin_creates_a_write_key_by_keyboard(console: Console) -> None:
     sent = httpx.post(console.server.url + "/v1/track", json=event, auth=(key, ""), timeout=10)
     assert sent.status_code == 200, sent.text
     _no_trap(page)
+
+    # A tap on main's text focuses main (it has tabindex -1 for the skip link): no ring then.
+    tapped = console.page(admin, **TABLET)
+    tapped.goto(console.url + "/data/sources")
+    tapped.get_by_role("heading", level=1).click()
+    ring = tapped.evaluate(
+        "[document.activeElement.id, getComputedStyle(document.activeElement).outlineStyle]"
+    )
+    assert ring == ["main", "none"], ring
