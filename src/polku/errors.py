@@ -16,6 +16,11 @@
 Foreign exceptions (SQLAlchemy, drivers) are translated where they enter (`polku.storage`),
 and HTTP rendering happens in one place (`polku.http`). Messages say what happened,
 which field or value, and what to do.
+
+The message is English, for the API and the logs. For the console, which speaks the user's
+language, an error also carries `message_id` (which of its code's messages it is: the code
+itself unless a code has several) and `params` (the values the message names), so the
+console can say the same in Finnish from its catalogue (`err_<message_id>`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class PolkuError(Exception):
         field: str | None = None,
         hint: str | None = None,
         code: str | None = None,
+        params: dict[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -56,6 +63,13 @@ class PolkuError(Exception):
         self.hint = hint
         if code is not None:
             self.code = code
+        self.params: dict[str, Any] = dict(params or {})
+        self._message_id = message_id
+
+    @property
+    def message_id(self) -> str:
+        """Which message this is, for a translation: the code unless told otherwise."""
+        return self._message_id or self.code
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -208,14 +208,14 @@ def test_bad_input_is_a_4xx_page_that_says_why(polku: Polku) -> None:
         assert getattr(response, "status_code") == status  # noqa: B009
         assert words in shown(response), shown(response)[:3000]
 
-    bad(clerk.get("/console/commerce/products/nope"), 404, "There is no product 'nope'")
+    bad(clerk.get("/console/commerce/products/nope"), 404, "There is no product “nope”")
     bad(
         clerk.get("/console/commerce/products/takki-1?postal_code=123"),
         400,
-        "Polku cannot place the postal code '123'",
+        "Polku cannot place the postal code “123”",
     )
-    bad(clerk.get("/console/commerce/products/takki-1?sku=x"), 404, "has no variant 'x'")
-    bad(clerk.get("/console/commerce/products/takki-1?store=zz"), 404, "no location 'zz'")
+    bad(clerk.get("/console/commerce/products/takki-1?sku=x"), 404, "has no variant “x”")
+    bad(clerk.get("/console/commerce/products/takki-1?store=zz"), 404, "no location “zz”")
     form = {"csrf_token": token}
     bad(
         clerk.post(f"/console/commerce/returns/{ret}/inspect", data={**form, "outlet-0": "x"}),
@@ -230,7 +230,7 @@ def test_bad_input_is_a_4xx_page_that_says_why(polku: Polku) -> None:
     bad(
         clerk.post(f"/console/commerce/returns/{ret}/refund", data={**form, "method": "cash"}),
         400,
-        "Unknown refund method 'cash'",
+        "There is no refund method “cash”",
     )
     bad(clerk.post("/console/commerce/returns/nope/refund", data=form), 404, "no return nope")
     bad(clerk.post("/console/commerce/reservations/nope/ready", data=form), 404, "no reservation")

@@ -174,7 +174,7 @@ def test_the_360_view_shows_identities_timeline_orders_and_the_ledger(seeded: Po
     timeline = stores_only.split('data-testid="timeline"')[1].split("</ol>")[0]
     assert 'data-channel="store"' in timeline and 'data-channel="web"' not in timeline
     bad = client.get(f"/console/customers/{anna_id}", params={"channel": "pigeon"})
-    assert bad.status_code == 400 and "Unknown channel" in shown(bad)
+    assert bad.status_code == 400 and "There is no channel “pigeon”" in shown(bad)
     unknown = client.get("/console/customers/no-such-profile")
     assert unknown.status_code == 404 and "There is no customer" in shown(unknown)
 
@@ -385,7 +385,7 @@ def test_bad_requests_are_pages_that_say_why(seeded: Polku) -> None:
         data={"csrf_token": token},
         follow_redirects=False,
     )
-    assert unknown.status_code == 404 and "There is no merge 'm-nope'" in shown(unknown)
+    assert unknown.status_code == 404 and "There is no merge “m-nope”" in shown(unknown)
     send(polku, "identify", anonymousId="ben-web", traits={"email": "ben@koti.fi"})
     polku.settle()
     ben = profile_of_email(polku, "ben@koti.fi")

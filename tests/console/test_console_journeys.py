@@ -121,7 +121,7 @@ def test_enable_and_disable_go_through_the_journeys_actions(polku: Polku) -> Non
     client.post("/console/journeys/thanks/disable", data={"csrf_token": token})
     assert not polku.client.get("/v1/journeys/thanks", headers=polku.admin).json()["enabled"]
     unknown = client.post("/console/journeys/nope/enable", data={"csrf_token": token})
-    assert unknown.status_code == 404 and "No journey 'nope'" in shown(unknown)
+    assert unknown.status_code == 404 and "There is no journey “nope”" in shown(unknown)
 
 
 def test_validate_names_the_step_and_field_and_saves_nothing(polku: Polku) -> None:
@@ -163,7 +163,7 @@ def test_bad_yaml_and_a_changed_key_are_400_pages(polku: Polku) -> None:
         "/console/journeys/thanks/edit",
         data={"csrf_token": token, "document": FIXED.replace("key: thanks", "key: x")},
     )
-    assert other.status_code == 400 and "The document's key 'x' is not 'thanks'" in shown(other)
+    assert other.status_code == 400 and "The document's key “x” is not “thanks”" in shown(other)
     listed = client.post(
         "/console/journeys/thanks/edit",
         data={"csrf_token": token, "document": "- a\n- b\n", "action": "save"},
@@ -207,7 +207,7 @@ def test_a_new_journey_is_saved_and_an_existing_key_is_a_409(polku: Polku) -> No
     again = client.post(
         "/console/journeys/new", data={"csrf_token": token, "document": FIXED, "action": "save"}
     )
-    assert again.status_code == 409 and "There is a journey 'thanks' already" in shown(again)
+    assert again.status_code == 409 and "There is a journey “thanks” already" in shown(again)
 
 
 def test_the_detail_page_draws_the_flow_and_the_numbers(polku: Polku) -> None:
@@ -234,9 +234,10 @@ def test_why_explains_by_email_and_an_unknown_person_is_a_404(polku: Polku) -> N
     client = marketer(polku)
     page = client.get("/console/journeys/thanks", params={"who": "AINO@example.fi"})
     assert page.status_code == 200
-    assert "In the journey, at step 'wait-a-bit'" in shown(page)
+    assert "In the journey, at step wait-a-bit" in shown(page)
     missing = client.get("/console/journeys/thanks", params={"who": "nobody@example.fi"})
-    assert missing.status_code == 404 and "No profile 'nobody@example.fi'" in shown(missing)
+    assert missing.status_code == 404
+    assert "There is no profile “nobody@example.fi”" in shown(missing)
 
 
 def test_agents_and_store_staff_get_403_and_a_missing_token_is_refused(polku: Polku) -> None:
@@ -361,11 +362,16 @@ def test_a_dropped_message_shows_its_reason_on_its_step_and_in_why(polku: Polku)
     assert row is not None, page.text[:3000]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
     assert cells[:5] == ["1", "0", "0", "0", "1"]  # entered, waiting, exited, sent, dropped
-    assert cells[6] == "<code>consent</code> 1"
+    assert cells[6] == (
+        '<span data-reason="consent">no consent to marketing on this channel</span> 1'
+    )
     why = client.get("/console/journeys/thanks", params={"who": "aino@example.fi"})
     verdict = re.search(r'data-testid="verdict">(.*?)<', shown(why))
     assert verdict is not None
-    assert verdict.group(1) == "Not sent: the email of step 'thank' was dropped (consent)."
+    assert verdict.group(1) == (
+        "Not sent: the message of step thank (Email) was dropped "
+        "(no consent to marketing on this channel)."
+    )
 
 
 def test_a_json_document_validates_too_with_the_line_of_the_step(polku: Polku) -> None:

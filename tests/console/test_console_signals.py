@@ -46,7 +46,7 @@ def test_someone_elses_claim_is_a_409_that_names_them(polku: Polku) -> None:
         token = csrf_of(client.get("/console/signals").text)
         last = client.post(f"/console/signals/{signal_id}/claim", data={"csrf_token": token})
     assert last.status_code == 409
-    assert "already claimed by 'aino@example.com'" in shown(last)
+    assert "already claimed by aino@example.com" in shown(last)
     assert signal(polku, signal_id)["claimed_by"] == "aino@example.com"
 
 
@@ -61,7 +61,7 @@ def test_a_bad_outcome_or_a_forged_token_changes_nothing(polku: Polku) -> None:
     bad = clerk.post(
         f"/console/signals/{signal_id}/outcome", data={"csrf_token": token, "outcome": "maybe"}
     )
-    assert bad.status_code == 409 and "Unknown outcome 'maybe'" in shown(bad)
+    assert bad.status_code == 409 and "There is no outcome “maybe”" in shown(bad)
     assert signal(polku, signal_id)["outcome"] is None
 
 

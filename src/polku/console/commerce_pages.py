@@ -21,7 +21,7 @@ from polku.commerce.returns import actions as return_actions
 from polku.commerce.returns.queries import Return, get_return
 from polku.commerce.stock import actions as stock_actions
 from polku.console import commerce_view as view
-from polku.console.i18n import text
+from polku.console.i18n import explain, text
 from polku.console.web import Form, Viewer, locale_of, posted, redirect, refused, render, signed_in
 from polku.errors import Conflict, InvalidField, NotFound, PolkuError
 from polku.http import runtime
@@ -81,7 +81,7 @@ def product_page(
                 conn, user.workspace_id, product_id, sku=sku or None, origin=origin, lang=locale
             )
     except (InvalidField, NotFound) as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     rows = [(s.name, float(s.available)) for s in stock.stores]
     return render(
         request,
@@ -178,10 +178,15 @@ def reservation_step(request: Request, reservation_id: str, step: str, form: For
             stock_actions.release(rt, user.workspace_id, reservation_id, "cancelled")
     except Conflict as exc:
         return _store_page(
-            request, found, "commerce/reservations.html", reservation.location_id, 409, exc.message
+            request,
+            found,
+            "commerce/reservations.html",
+            reservation.location_id,
+            409,
+            explain(locale, exc),
         )
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     return redirect(_back("/console/commerce/reservations", reservation.location_id))
 
 
@@ -194,7 +199,7 @@ def returns_page(request: Request, store: str | None = Query(None, max_length=10
     return _store_page(request, found, "commerce/returns.html", store)
 
 
-def _inspections(form: dict[str, str], ret: Return, locale: str) -> list[return_actions.Inspection]:
+def _inspections(form: dict[str, str], ret: Return) -> list[return_actions.Inspection]:
     """The units of each line of `ret` the form gives each outcome (fields `<outcome>-<i>`
     and `condition-<i>`, i the line's place in the return); InvalidField for a count that is
     not a whole number of 0 or more."""
@@ -205,9 +210,12 @@ def _inspections(form: dict[str, str], ret: Return, locale: str) -> list[return_
             raw = form.get(f"{outcome}-{i}", "").strip() or "0"
             if not raw.isdigit() or len(raw) > 6:
                 raise InvalidField(
-                    text(locale, "commerce_bad_count", count=raw[:20], sku=line.sku),
+                    f"{raw[:20]!r} is not a number of units for {line.sku}: type a whole "
+                    "number, 0 or more.",
                     field=f"{outcome}-{i}",
                     code="invalid_quantity",
+                    message_id="inspect_bad_count",
+                    params={"count": raw[:20], "sku": line.sku},
                 )
             if int(raw):
                 found.append(return_actions.Inspection(line.sku, int(raw), outcome, condition))
@@ -242,16 +250,21 @@ def inspect_return(request: Request, return_id: str, form: Form) -> Response:
         return ret
     locale = locale_of(request, found)
     try:
-        outcomes = _inspections(form, ret, locale)
+        outcomes = _inspections(form, ret)
         return_actions.inspect(
             runtime(request), found.user.workspace_id, return_id, outcomes, found.user.staff_id
         )
     except (InvalidField, Conflict) as exc:
         return _store_page(
-            request, found, "commerce/returns.html", ret.location_id, exc.status, exc.message
+            request,
+            found,
+            "commerce/returns.html",
+            ret.location_id,
+            exc.status,
+            explain(locale, exc),
         )
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     return redirect(_back("/console/commerce/returns", ret.location_id) + f"#return-{return_id}")
 
 
@@ -265,16 +278,22 @@ def refund_return(request: Request, return_id: str, form: Form) -> Response:
     ret = _return_at_my_store(request, found, return_id)
     if isinstance(ret, Response):
         return ret
+    locale = locale_of(request, found)
     try:
         done = return_actions.refund(
             runtime(request), found.user.workspace_id, return_id, form.get("method", "")
         )
     except (InvalidField, Conflict) as exc:
         return _store_page(
-            request, found, "commerce/returns.html", ret.location_id, exc.status, exc.message
+            request,
+            found,
+            "commerce/returns.html",
+            ret.location_id,
+            exc.status,
+            explain(locale, exc),
         )
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     return render(
         request,
         "commerce/refunded.html",

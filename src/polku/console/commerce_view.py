@@ -99,6 +99,7 @@ def origin_of(
                 field="postal_code",
                 code="unknown_postal_code",
                 hint="Type a five-digit Finnish postal code, e.g. 00100, or choose a store.",
+                params={"postal_code": postal_code[:20]},
             )
         return Origin((area.latitude, area.longitude), postal_code=area.code, place=area.place)
     if store:
@@ -155,6 +156,8 @@ def product_stock(
             field="product_id",
             code="unknown_product",
             hint="Search for the product by its name or SKU.",
+            message_id="console_unknown_product",
+            params={"product": product_id[:200]},
         )
     body = stock.availability(
         conn,
@@ -172,6 +175,8 @@ def product_stock(
                 field="sku",
                 code="unknown_sku",
                 hint="Choose one of the product's variants, or all of them.",
+                message_id="console_unknown_variant",
+                params={"product": product_id[:200], "sku": sku[:200]},
             )
     reserved: dict[str, int] = {}
     for variant in variants:

@@ -19,7 +19,7 @@ from polku.console.customer_view import (
     other_of_merge,
     view_of,
 )
-from polku.console.i18n import catalogue, text
+from polku.console.i18n import catalogue, explain, text
 from polku.console.web import (
     Form,
     locale_of,
@@ -78,7 +78,7 @@ def customers_page(request: Request, q: str = "") -> Response:
         with translate_errors("searching customers"), rt.engine.connect() as conn:
             hits = find_customers(conn, found.user.workspace_id, q, rt.identity)
     except InvalidField as exc:
-        return refused(request, found, 400, exc.message)
+        return refused(request, found, 400, explain(locale_of(request, found), exc))
     label = functools.partial(_label, locale_of(request, found))
     return render(request, "customers/search.html", found, q=q.strip(), hits=hits, label=label)
 
@@ -106,7 +106,7 @@ def customer_page(
             if holder is not None:
                 view = view_of(conn, ws, holder, rt.identity, channel=channel or None, lang=locale)
     except InvalidField as exc:
-        return refused(request, found, 400, exc.message)
+        return refused(request, found, 400, explain(locale, exc))
     if view is None:
         return refused(request, found, 404, text(locale, "cust_unknown", profile=profile_id[:80]))
     return render(
@@ -148,6 +148,6 @@ async def unmerge(request: Request, profile_id: str, merge_id: str, form: Form) 
         receipt = await request_unmerge(rt, ws, merge_id, found.user.staff_id, reason)
         applied = await rt.progress.wait_for(receipt)
     except PolkuError as exc:  # no such merge (404), already undone (409)
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     notice = "unmerged" if applied else "unmerge_pending"
     return redirect(_page_of(profile_id, notice=notice, other=other))

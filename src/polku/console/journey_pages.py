@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from polku.channels.registry import Channels
-from polku.console.i18n import text
+from polku.console.i18n import explain, explain_hint, text
 from polku.console.journey_diagram import WORDS, diagram
 from polku.console.web import Form, Viewer, locale_of, posted, redirect, refused, render, signed_in
 from polku.errors import BadRequest, Conflict, InvalidJourney, NotFound, PolkuError
@@ -184,8 +184,15 @@ def _figures(stats: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _error_of(exc: PolkuError) -> dict[str, Any]:
-    return {"message": exc.message, "field": exc.field, "hint": exc.hint}
+def _error_of(locale: str, exc: PolkuError) -> dict[str, Any]:
+    """The error as the editor shows it, in `locale`; `source` is the English message, which
+    names the line of a YAML error."""
+    return {
+        "message": explain(locale, exc),
+        "field": exc.field,
+        "hint": explain_hint(locale, exc),
+        "source": exc.message,
+    }
 
 
 # -- the list ------------------------------------------------------------------------------
@@ -207,7 +214,7 @@ def journeys_page(request: Request) -> Response:
                 j["key"]: _figures(queries.journey_stats(conn, ws, j["key"])) for j in journeys
             }
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale_of(request, found), exc))
     return render(request, "journeys/list.html", found, journeys=journeys, figures=figures)
 
 
@@ -220,7 +227,7 @@ def _switch(request: Request, key: str, form: dict[str, str], enabled: bool) -> 
         with translate_errors("switching a journey"), writing(rt.engine) as conn:
             actions.set_enabled(conn, found.user.workspace_id, key, enabled)
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale_of(request, found), exc))
     back = form.get("back", "")
     return redirect(back if back == f"/console/journeys/{key}" else "/console/journeys")
 
@@ -254,7 +261,7 @@ def _editor(
     """The editor page; `preview` is the valid draft's flow, `live` the live version's, drawn
     beside an error with the step it names outlined."""
     locale = locale_of(request, viewer)
-    line = _line_of(source, error["field"], error["message"]) if error else None
+    line = _line_of(source, error["field"], error["source"]) if error else None
     marked = None
     if error and error["field"]:
         step = _STEP_FIELD.match(error["field"])
@@ -311,7 +318,7 @@ def edit_journey(request: Request, key: str) -> Response:
                 conn, found.user.workspace_id, key, int(state["live_version"])
             )
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale_of(request, found), exc))
     source = _as_yaml(state["document"])
     return _editor(request, found, key=key, source=source, preview=journey)
 
@@ -324,6 +331,7 @@ def _checked(source: str, key: str | None) -> tuple[dict[str, Any], Journey]:
             "The document is not a journey: it must be a mapping with key, trigger and steps.",
             field="document",
             hint="Start from the example of docs/journeys.md.",
+            message_id="journey_not_mapping",
         )
     if key is not None:
         if document.get("key", key) != key:
@@ -331,6 +339,8 @@ def _checked(source: str, key: str | None) -> tuple[dict[str, Any], Journey]:
                 f"The document's key {str(document.get('key'))[:80]!r} is not {key!r}.",
                 field="key",
                 hint="Keep the key; to copy the journey, make a new one.",
+                message_id="journey_key_changed",
+                params={"given": str(document.get("key"))[:80], "journey": key},
             )
         document.setdefault("key", key)
     return document, actions.check_document(document)
@@ -345,7 +355,7 @@ def _editor_post(request: Request, form: dict[str, str], key: str | None) -> Res
         document, journey = _checked(source, key)
     except BadRequest as exc:
         live = _live(request, found, key) if key else None
-        error = _error_of(exc)
+        error = _error_of(locale_of(request, found), exc)
         return _editor(request, found, key=key, source=source, status=400, error=error, live=live)
     if form.get("action") != "save":
         return _editor(request, found, key=key, source=source, preview=journey)
@@ -359,10 +369,15 @@ def _editor_post(request: Request, form: dict[str, str], key: str | None) -> Res
                 version, _ = actions.save_journey(conn, ws, document, by=found.user.email)
     except (BadRequest, Conflict) as exc:
         return _editor(
-            request, found, key=key, source=source, status=exc.status, error=_error_of(exc)
+            request,
+            found,
+            key=key,
+            source=source,
+            status=exc.status,
+            error=_error_of(locale_of(request, found), exc),
         )
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale_of(request, found), exc))
     return redirect(f"/console/journeys/{journey.key}?saved={version}")
 
 
@@ -410,9 +425,9 @@ def _detail(
                     person = proofs.find_person(conn, ws, who, rt.identity)
                     explained = queries.explain(conn, ws, person, key)
                 except (NotFound, BadRequest) as exc:
-                    explain_error, status = exc.message, max(status, exc.status)
+                    explain_error, status = explain(locale, exc), max(status, exc.status)
     except PolkuError as exc:
-        return refused(request, viewer, exc.status, exc.message)
+        return refused(request, viewer, exc.status, explain(locale, exc))
     assert journey is not None  # a journey's live version is stored
     rows = _step_rows(journey, stats, reasons, by_arm)
     return render(
@@ -481,7 +496,7 @@ def proof(request: Request, key: str, step_id: str, form: Form) -> Response:
                 subject_prefix=text(locale, "proof_subject_prefix"),
             )
     except PolkuError as exc:
-        note = {"ok": False, "step": step_id, "message": exc.message}
+        note = {"ok": False, "step": step_id, "message": explain(locale, exc)}
         return _detail(request, found, key, proof=note, status=exc.status)
     finally:
         channels.close()

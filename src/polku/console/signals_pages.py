@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine
 from polku.commerce.locations.queries import get_location, list_locations
 from polku.commerce.stock import actions as stock_actions
 from polku.console import roles
-from polku.console.i18n import text
+from polku.console.i18n import explain, text
 from polku.console.web import (
     HEADERS,
     Form,
@@ -83,7 +83,7 @@ def _allowed_queue(request: Request, viewer: Viewer, queue: str | None) -> str |
         with translate_errors("reading signals"), rt.engine.connect() as conn:
             signal_queries.check_known_queue(conn, viewer.user.workspace_id, chosen)
     except (NotFound, InvalidField) as exc:
-        return refused(request, viewer, 404, exc.message)
+        return refused(request, viewer, 404, explain(locale, exc))
     return chosen
 
 
@@ -289,7 +289,11 @@ def _reserve(
     prefix = roles.STORE_PREFIX
     stores = {signal.store_id} | {q[len(prefix) :] for q in signal.queues if q.startswith(prefix)}
     if not sku or store not in stores:
-        raise InvalidField("Choose the product size to reserve at the signal's store.", field="sku")
+        raise InvalidField(
+            "Choose the product size to reserve at the signal's store.",
+            field="sku",
+            message_id="reserve_no_size",
+        )
     with translate_errors("reading the customer"), rt.engine.connect() as conn:
         holder = resolve(conn, signal.workspace_id, signal.profile_id) or signal.profile_id
         known = profile_identifiers(conn, signal.workspace_id, holder, rt.identity)
@@ -299,6 +303,7 @@ def _reserve(
         raise InvalidField(
             "The customer has no user id or device id to hold a reservation for.",
             field="profile_id",
+            message_id="reserve_no_identity",
         )
     stock_actions.reserve(
         rt,
@@ -322,13 +327,13 @@ def decide(request: Request, signal_id: int, decision: str, form: Form) -> Respo
         return found
     user, locale = found.user, locale_of(request, found)
     if decision not in DECISIONS:
-        return refused(request, found, 404, f"No such decision {decision[:40]!r}.")
+        return refused(request, found, 404, text(locale, "sig_no_decision", decision=decision[:40]))
     rt = runtime(request)
     try:
         with translate_errors("reading the signal"), rt.engine.connect() as conn:
             signal = signal_queries.require_signal(conn, user.workspace_id, signal_id)
     except NotFound as exc:
-        return refused(request, found, 404, exc.message)
+        return refused(request, found, 404, explain(locale, exc))
     if not any(roles.may_see_queue(user.role, user.stores, q) for q in signal.queues):
         return refused(request, found, 403, text(locale, "forbidden_signal", signal=str(signal_id)))
     queue = form.get("queue") or None
@@ -348,8 +353,8 @@ def decide(request: Request, signal_id: int, decision: str, form: Form) -> Respo
                 rt, user.workspace_id, signal_id, form.get("outcome", ""), user.staff_id
             )
     except (Conflict, InvalidField) as exc:
-        return _queue_page(request, found, queue, fragment=False, error=exc.message)
+        return _queue_page(request, found, queue, fragment=False, error=explain(locale, exc))
     except PolkuError as exc:
-        return refused(request, found, exc.status, exc.message)
+        return refused(request, found, exc.status, explain(locale, exc))
     target = "/console/signals" + ("?" + urlencode({"queue": queue}) if queue else "")
     return redirect(target)

@@ -23,13 +23,21 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from polku.console import charts, queries, roles
 from polku.console.i18n import (
     LOCALES,
+    channel_name,
     format_day,
     format_money,
     format_number,
     format_percent_of,
     format_time,
     pick_locale,
+    plural,
+    send_status,
     text,
+    trace_kind,
+    trace_outcome,
+    trace_reason,
+    trace_step,
+    verdict,
 )
 from polku.console.queries import Viewer
 from polku.http import runtime
@@ -125,9 +133,11 @@ def render(
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """The template `name` in the viewer's language. Templates get `t` (a message),
-    `when` (a time), `day`, `number`, `percent`, `money` and `charts`, all in that
-    language, besides `context`."""
+    """The template `name` in the viewer's language. Templates get `t` (a message), `tn`
+    (a message with a count: singular or plural), `when` (a time), `day`, `number`,
+    `percent`, `money`, a journey's `verdict`, `trace_step` (`trace_kind`, `trace_outcome`,
+    `trace_reason`), `send_status` and `channel_name`, and
+    `charts`, all in that language, besides `context`."""
     locale = locale_of(request, viewer)
     areas = [(area, href) for area, href in NAV if viewer and roles.allows(viewer.user.role, area)]
     html = (
@@ -135,6 +145,14 @@ def render(
         .get_template(name)
         .render(
             t=functools.partial(text, locale),
+            tn=functools.partial(plural, locale),
+            verdict=functools.partial(verdict, locale),
+            trace_step=functools.partial(trace_step, locale),
+            trace_kind=functools.partial(trace_kind, locale),
+            trace_outcome=functools.partial(trace_outcome, locale),
+            trace_reason=functools.partial(trace_reason, locale),
+            channel_name=functools.partial(channel_name, locale),
+            send_status=functools.partial(send_status, locale),
             when=functools.partial(format_time, locale),
             day=functools.partial(format_day, locale),
             number=functools.partial(format_number, locale),

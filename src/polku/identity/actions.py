@@ -43,6 +43,8 @@ async def request_unmerge(
             f"Merge {merge_id!r} was already undone at {to_iso(entry.undone_at or 0)}.",
             field="merge_id",
             hint="Nothing to do: the two profiles are apart and will not be merged again.",
+            message_id="merge_already_undone",
+            params={"merge": merge_id, "undone_at": entry.undone_at or 0},
         )
     now = int(time.time() * 1000)
     message_id = f"polku-unmerge-{uuid.uuid4().hex}"

@@ -153,6 +153,8 @@ def unknown_profile(profile_id: str) -> NotFound:
         field="profile_id",
         hint="Find the id with GET /v1/profiles?q=... or GET /v1/profiles/lookup; a new "
         "profile appears once the pipeline has processed its first event.",
+        message_id="unknown_profile",
+        params={"profile": profile_id[:80]},
     )
 
 
@@ -164,6 +166,8 @@ def require_merge(conn: Connection, workspace_id: str, merge_id: str) -> MergeEn
             f"There is no merge {merge_id!r} in this workspace.",
             field="merge_id",
             hint="List a profile's merges with GET /v1/profiles/{id}/merges.",
+            message_id="unknown_merge",
+            params={"merge": merge_id},
         )
     return entry
 
@@ -220,4 +224,6 @@ def event_carrier(
         field="profile_id",
         hint="Send the event from a system that knows one of the person's identifiers; "
         "nothing can be recorded for this profile until one of its events names it.",
+        message_id="profile_without_identifier",
+        params={"profile": holder},
     )

@@ -156,6 +156,8 @@ def create_journey(conn: Connection, workspace_id: str, document: Any, *, by: st
             f"There is a journey {journey.key!r} already.",
             field="key",
             hint="Edit that journey instead, or give the new one another key.",
+            message_id="journey_exists",
+            params={"journey": journey.key},
         )
     version, _ = save_journey(conn, workspace_id, document, by=by, enabled=False)
     return version
@@ -173,6 +175,8 @@ def set_enabled(conn: Connection, workspace_id: str, key: str, enabled: bool) ->
             f"No journey {key!r} in this workspace.",
             field="key",
             hint="Create it with PUT /v1/journeys/{key}, or install it from the library.",
+            message_id="unknown_journey",
+            params={"journey": key},
         )
 
 
@@ -186,6 +190,8 @@ def install(
             f"There is no ready-made journey {key!r}.",
             field="key",
             hint="GET /v1/journeys/library lists them: " + ", ".join(sorted(library())),
+            message_id="unknown_library_journey",
+            params={"journey": key},
         )
     return save_journey(conn, workspace_id, found, by="library", enabled=enabled)
 

@@ -555,6 +555,8 @@ class Content:
                 code="invalid_template",
                 hint="Fix the Jinja2 syntax: close every {{ ... }}, and every {% if %} with "
                 "{% endif %}.",
+                message_id="template_syntax",
+                params={"where": where, "line": exc.lineno or 0, "error": exc.message or ""},
             )
         if isinstance(exc, TemplateNotFound):
             return InvalidField(
@@ -562,6 +564,8 @@ class Content:
                 field=where,
                 code="invalid_template",
                 hint='Extend the shipped layout as "_layout.html.j2", or remove the include.',
+                message_id="template_missing_include",
+                params={"where": where, "name": exc.name},
             )
         return InvalidField(
             f"The template {where} failed while rendering: {exc}",
@@ -569,6 +573,8 @@ class Content:
             code="invalid_template",
             hint="Check the filters' arguments, e.g. {{ line.price | money(line.currency) }}; "
             "a value the message lacks renders empty, but a wrong type fails.",
+            message_id="template_render_failed",
+            params={"where": where, "error": str(exc)},
         )
 
     def _run(self, template: Template, where: str, values: Mapping[str, Any]) -> str:
@@ -642,6 +648,7 @@ class Content:
                 field="template",
                 code="unknown_template",
                 hint=f"Use one of {', '.join(self.names())}, or give the content inline.",
+                params={"template": template[:80], "templates": ", ".join(self.names())},
             )
         profile = context.get("profile")
         traits = profile.get("traits") if isinstance(profile, Mapping) else None
@@ -692,4 +699,6 @@ class Content:
             code="invalid_template",
             hint="Give the part (for SMS: sms or text; for email: text, and subject and html "
             "where wanted), or send on a channel the template is written for.",
+            message_id="template_missing_part",
+            params={"label": label, "part": part},
         )

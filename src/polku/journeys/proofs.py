@@ -57,6 +57,8 @@ def find_person(conn: Connection, workspace_id: str, given: str, identity: Ident
         f"No profile {given[:80]!r}.",
         field="profile",
         hint="Give a profile id or the email address the customer gave.",
+        message_id="unknown_profile",
+        params={"profile": given[:80]},
     )
 
 
@@ -91,12 +93,16 @@ def send_proof(
             f"Journey {key!r} has no step {step_id[:80]!r}.",
             field="step",
             hint="Pick a send step of the journey's live version.",
+            message_id="unknown_journey_step",
+            params={"journey": key, "step": step_id[:80]},
         )
     if not isinstance(step, Send) or step.kind != "email" or step.template is None:
         raise InvalidField(
             f"Step {step_id!r} does not send an email; only email steps can be test-sent.",
             field="step",
             hint="Pick a step written as `send: email`.",
+            message_id="proof_not_email",
+            params={"step": step_id},
         )
     person = profile_id or SAMPLE_PROFILE
     send_id = "proof-" + uuid.uuid4().hex

@@ -74,6 +74,8 @@ def _unknown(key: str) -> NotFound:
         f"No journey {key!r} in this workspace.",
         field="key",
         hint="List the journeys with GET /v1/journeys, or install one from the library.",
+        message_id="unknown_journey",
+        params={"journey": key},
     )
 
 
@@ -132,6 +134,8 @@ def get_journey(
             f"Journey {key!r} has no version {wanted}.",
             field="version",
             hint=f"GET /v1/journeys/{key}/versions lists them.",
+            message_id="unknown_journey_version",
+            params={"journey": key, "version": wanted},
         )
     return {
         "key": key,
@@ -347,15 +351,19 @@ def _verdict(
     entries: list[dict[str, Any]],
     triggers_seen: int,
     trigger_events: Sequence[str],
-) -> str:
+) -> tuple[str, str, dict[str, Any]]:
+    """The one-line verdict in English, with its code and values (for the console, which
+    says it in the user's language: `verdict_<code>`)."""
     if state is None:
-        return "The workspace has no such journey."
+        return "The workspace has no such journey.", "no_journey", {}
     delivered = [s for s in sent if s["status"] == "sent"]
     if delivered:
         last = delivered[0]
         return (
             f"Sent: {last['channel']} at step {last['step_id']!r} "
-            f"({len(delivered)} message(s) in all)."
+            f"({len(delivered)} message(s) in all).",
+            "sent",
+            {"channel": last["channel"], "step": last["step_id"], "count": len(delivered)},
         )
     stopped = [s for s in sent if s["status"] in ("dropped", "failed")]
     if stopped:
@@ -363,13 +371,22 @@ def _verdict(
         why = last["reason"] or (last["error"] or "")[:120]
         return (
             f"Not sent: the {last['channel']} of step {last['step_id']!r} was "
-            f"{'dropped' if last['status'] == 'dropped' else 'not delivered'} ({why})."
+            f"{'dropped' if last['status'] == 'dropped' else 'not delivered'} ({why}).",
+            "dropped" if last["status"] == "dropped" else "failed",
+            {
+                "channel": last["channel"],
+                "step": last["step_id"],
+                "reason": last["reason"] or "",
+                "error": (last["error"] or "")[:120],
+            },
         )
     waiting = [s for s in sent if s["status"] in ("queued", "held", "sending")]
     if waiting:
         last = waiting[0]
         return (
-            f"Not sent yet: the {last['channel']} of step {last['step_id']!r} is {last['status']}."
+            f"Not sent yet: the {last['channel']} of step {last['step_id']!r} is {last['status']}.",
+            "waiting",
+            {"channel": last["channel"], "step": last["step_id"], "status": last["status"]},
         )
     if enrolled:
         current = enrolled[0]
@@ -377,20 +394,38 @@ def _verdict(
             return (
                 f"In the journey, at step {current.step_id!r}"
                 + (f", waiting ({current.waiting})" if current.waiting else "")
-                + "; no message yet."
+                + "; no message yet.",
+                "active_waiting" if current.waiting else "active",
+                {"step": current.step_id, "waiting": current.waiting or ""},
             )
-        return f"Was in the journey ({current.status}: {current.end_reason}); no message was due."
+        return (
+            f"Was in the journey ({current.status}: {current.end_reason}); no message was due.",
+            "ended",
+            {"status": current.status, "reason": current.end_reason or ""},
+        )
     refusals = [
         e for e in entries if e["kind"] in ("entry", "trigger") and e["outcome"] != "matched"
     ]
     if refusals:
         last = refusals[-1]
-        return f"Not enrolled: {last['kind']} {last['outcome'].replace('_', ' ')}."
+        return (
+            f"Not enrolled: {last['kind']} {last['outcome'].replace('_', ' ')}.",
+            "refused",
+            {"kind": last["kind"], "outcome": last["outcome"]},
+        )
     if not state["enabled"]:
-        return "Not enrolled: the journey is disabled."
+        return "Not enrolled: the journey is disabled.", "disabled", {}
     if trigger_events and not triggers_seen:
-        return f"Not enrolled: the profile has no {' or '.join(trigger_events)} event."
-    return "Not enrolled: nothing the trigger waits for has happened to this profile."
+        return (
+            f"Not enrolled: the profile has no {' or '.join(trigger_events)} event.",
+            "no_trigger_event",
+            {"events": list(trigger_events)},
+        )
+    return (
+        "Not enrolled: nothing the trigger waits for has happened to this profile.",
+        "nothing_happened",
+        {},
+    )
 
 
 def explain(conn: Connection, workspace_id: str, profile_id: str, key: str) -> dict[str, Any]:
@@ -402,6 +437,8 @@ def explain(conn: Connection, workspace_id: str, profile_id: str, key: str) -> d
             f"No profile {profile_id!r}.",
             field="profile",
             hint="Look the person up with GET /v1/profiles?email=...",
+            message_id="unknown_profile",
+            params={"profile": profile_id},
         )
     ids = sorted({profile_id, holder} | _merged_into(conn, workspace_id, holder))
     s = journey_states.c
@@ -414,6 +451,8 @@ def explain(conn: Connection, workspace_id: str, profile_id: str, key: str) -> d
             f"No journey {key!r} in this workspace.",
             field="journey",
             hint="List the journeys with GET /v1/journeys.",
+            message_id="unknown_journey",
+            params={"journey": key},
         )
     live = version_of(conn, workspace_id, key, state["version"])
     trigger_events: tuple[str, ...] = ()
@@ -424,6 +463,9 @@ def explain(conn: Connection, workspace_id: str, profile_id: str, key: str) -> d
     enrolled = enrollments_of(conn, workspace_id, profile_ids=ids, key=key, limit=50)
     sent = sends_of(conn, workspace_id, profile_ids=ids, key=key, limit=100)
     entries = trace_of(conn, workspace_id, ids, key)
+    verdict, verdict_code, verdict_params = _verdict(
+        state, enrolled, sent, entries, seen, trigger_events
+    )
     return {
         "profile_id": holder,
         "journey": key,
@@ -433,7 +475,9 @@ def explain(conn: Connection, workspace_id: str, profile_id: str, key: str) -> d
             "events": list(trigger_events),
             "events_on_profile": seen,
         },
-        "verdict": _verdict(state, enrolled, sent, entries, seen, trigger_events),
+        "verdict": verdict,
+        "verdict_code": verdict_code,
+        "verdict_params": verdict_params,
         "enrollments": [
             {
                 "enrollment_id": e.enrollment_id,
@@ -482,6 +526,8 @@ def unknown_profile(profile_id: str) -> NotFound:
         f"No profile {profile_id!r}.",
         field="profile_id",
         hint="Look the person up with GET /v1/profiles?email=...",
+        message_id="unknown_profile",
+        params={"profile": profile_id},
     )
 
 

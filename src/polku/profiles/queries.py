@@ -141,15 +141,29 @@ def _text(value: str, name: str, limit: int = _MAX_TEXT) -> str:
     """`value` stripped; InvalidField when it could not be a stored value at all."""
     text = value.strip()
     if not text:
-        raise InvalidField(f"{name} is empty.", field=name, hint=f"Give a value for {name}.")
+        raise InvalidField(
+            f"{name} is empty.",
+            field=name,
+            hint=f"Give a value for {name}.",
+            message_id="empty_value",
+            params={"name": name},
+        )
     if len(text) > limit:
         raise InvalidField(
             f"{name} is {len(text)} characters; at most {limit} are allowed.",
             field=name,
             hint="Send a shorter value.",
+            message_id="value_too_long",
+            params={"name": name, "length": len(text), "limit": limit},
         )
     if "\x00" in text:
-        raise InvalidField(f"{name} contains a NUL character.", field=name, hint="Send plain text.")
+        raise InvalidField(
+            f"{name} contains a NUL character.",
+            field=name,
+            hint="Send plain text.",
+            message_id="value_with_nul",
+            params={"name": name},
+        )
     return text
 
 
@@ -515,6 +529,8 @@ class TimelineFilter:
                     f"Unknown channel {channel[:40]!r}.",
                     field="channel",
                     hint=f"Use one or more of: {', '.join(CHANNELS)}.",
+                    message_id="unknown_channel",
+                    params={"channel": channel[:40], "channels": ", ".join(CHANNELS)},
                 )
         wanted_types = _values(types, "type", split=True)
         for kind in wanted_types:
@@ -523,6 +539,8 @@ class TimelineFilter:
                     f"Unknown message type {kind[:40]!r}.",
                     field="type",
                     hint=f"Use one or more of: {', '.join(sorted(MESSAGE_TYPES))}.",
+                    message_id="unknown_message_type",
+                    params={"type": kind[:40]},
                 )
         start = None if since is None else parse_time(since, "since")
         end = None if until is None else parse_time(until, "until")

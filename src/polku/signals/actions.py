@@ -52,6 +52,7 @@ def _staff(staff_id: object, name: str = "staff_id") -> str:
             f"{name} must name the staff member or agent (1 to {_STAFF_LIMIT} characters).",
             field=name,
             code="invalid_staff",
+            params={"name": name, "limit": _STAFF_LIMIT},
         )
     return staff_id
 
@@ -88,6 +89,7 @@ def _held(signal: Signal) -> Conflict:
         code="already_claimed",
         hint=f"{signal.claimed_by} holds this customer; pick another signal, or ask them to "
         "close it (POST /v1/signals/{id}/close).",
+        params={"signal": signal.signal_id, "staff": signal.claimed_by},
     )
 
 
@@ -97,6 +99,7 @@ def _closed(signal: Signal) -> Conflict:
         field="signal_id",
         code="signal_closed",
         hint="A closed signal cannot be claimed or acknowledged again.",
+        params={"signal": signal.signal_id},
     )
 
 
@@ -152,6 +155,7 @@ def _claimer(signal: Signal, staff: str | None) -> None:
             field="signal_id",
             code="not_claimed",
             hint="Claim it first: POST /v1/signals/{id}/claim.",
+            params={"signal": signal.signal_id},
         )
     if staff is not None and signal.claimed_by != staff:
         raise _held(signal)
@@ -193,10 +197,16 @@ def record_outcome(
             field="outcome",
             code="invalid_outcome",
             hint="Send one of: " + ", ".join(OUTCOMES) + ".",
+            params={"outcome": outcome[:50], "outcomes": ", ".join(OUTCOMES)},
         )
     staff = None if staff_id is None else _staff(staff_id)
     if note is not None and len(note) > 1000:
-        raise InvalidField("note is longer than 1000 characters.", field="note")
+        raise InvalidField(
+            "note is longer than 1000 characters.",
+            field="note",
+            message_id="note_too_long",
+            params={"limit": 1000},
+        )
     now = _now()
     with runtime.outbox.transaction() as tx:
         conn = tx.conn
@@ -299,7 +309,12 @@ Webhook = dict[str, Any]
 
 def _url(value: object) -> str:
     if not isinstance(value, str) or len(value) > 2000:
-        raise InvalidField("url must be an http or https URL.", field="url", code="invalid_url")
+        raise InvalidField(
+            "url must be an http or https URL.",
+            field="url",
+            code="invalid_url",
+            message_id="invalid_url_scheme",
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidField(
@@ -307,6 +322,7 @@ def _url(value: object) -> str:
             field="url",
             code="invalid_url",
             hint="Send the CRM's endpoint, e.g. https://crm.example.com/hooks/polku.",
+            params={"url": value[:100]},
         )
     return value
 
@@ -340,6 +356,8 @@ def create_webhook(
             "secret must be 16 to 200 characters.",
             field="secret",
             hint="Leave it out and Polku generates one.",
+            message_id="invalid_secret",
+            params={"low": 16, "high": 200},
         )
     key = secret or "whsec_" + secrets.token_urlsafe(32)
     endpoint_id = "wh_" + secrets.token_hex(8)
@@ -385,4 +403,5 @@ def delete_webhook(runtime: Backends, workspace_id: str, endpoint_id: str) -> No
             field="endpoint_id",
             code="unknown_webhook",
             hint="List them with GET /v1/signals/webhooks.",
+            params={"webhook": endpoint_id[:60]},
         )

@@ -187,6 +187,7 @@ def require_signal(conn: Connection, workspace_id: str, signal_id: int) -> Signa
             field="signal_id",
             code="unknown_signal",
             hint="List signals with GET /v1/signals?queue=...",
+            params={"signal": signal_id},
         )
     return found
 
@@ -204,6 +205,7 @@ def check_known_queue(conn: Connection, workspace_id: str, queue: str) -> str:
                 code="unknown_queue",
                 hint="Queues are `agents`, `automation` and `store:<location_id>` for a "
                 "location of GET /v1/locations.",
+                params={"queue": queue, "location": location_id},
             )
     return queue
 

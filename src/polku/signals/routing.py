@@ -172,6 +172,7 @@ def check_queue(value: object, name: str = "queue") -> str:
             code="invalid_queue",
             hint="Queues are `agents`, `automation` or `store:<location_id>` "
             "(e.g. store:hki-kamppi).",
+            params={"queue": str(value)[:120]},
         )
     return value
 

@@ -126,6 +126,7 @@ def _amount(value: Any, currency: str, field: str = "amount") -> int:
             field=field,
             code="invalid_amount",
             hint=f"Send a positive amount in {currency}, e.g. 25.00.",
+            params={"name": field},
         )
     return minor
 
@@ -143,6 +144,7 @@ def _expiry(expires_at: datetime | None, now: int) -> int:
             field="expires_at",
             code="invalid_expiry",
             hint=f"Send a future date-time, or leave it out for {DEFAULT_VALIDITY.days} days.",
+            params={"years": MAX_VALIDITY.days // 366},
         )
     return at
 
@@ -154,7 +156,10 @@ def owner_of_profile(
     holder = resolve(conn, workspace_id, profile_id)
     if holder is None:
         raise NotFound(
-            f"Unknown profile {profile_id!r}.", field="profile_id", code="unknown_profile"
+            f"Unknown profile {profile_id!r}.",
+            field="profile_id",
+            code="unknown_profile",
+            params={"profile": profile_id},
         )
     known = profile_identifiers(conn, workspace_id, holder, config)
     if known.get("user_id"):
@@ -166,6 +171,7 @@ def owner_of_profile(
         field="profile_id",
         code="profile_without_id",
         hint="Send the owner's userId instead, or issue the card without an owner.",
+        params={"profile": profile_id},
     )
 
 
@@ -219,6 +225,8 @@ def issue(
             field="reason",
             code="invalid_reason",
             hint="Send one of: " + ", ".join(REASONS) + ".",
+            message_id="gift_card_invalid_reason",
+            params={"reason": reason, "reasons": ", ".join(REASONS)},
         )
     now = _now()
     expiry = _expiry(expires_at, now)
@@ -336,6 +344,7 @@ def _refuse_closed(card: GiftCard, now: int, *, what: str) -> None:
             field="code",
             code="gift_card_cancelled",
             hint="Take another payment method; the retailer can say why it was cancelled.",
+            params={"last4": card.code_last4},
         )
     if status == "expired":
         raise Conflict(
@@ -343,6 +352,7 @@ def _refuse_closed(card: GiftCard, now: int, *, what: str) -> None:
             field="code",
             code="gift_card_expired",
             hint="Take another payment method; an expired card's balance is no longer valid.",
+            params={"last4": card.code_last4, "expired_at": card.expires_at},
         )
 
 
@@ -389,6 +399,11 @@ def redeem(
                         field="redemption_id",
                         code="redemption_id_reused",
                         hint="Send a new redemption_id for a new payment.",
+                        params={
+                            "redemption": redemption_id,
+                            "amount_minor": -earlier.amount_minor,
+                            "currency": card.currency,
+                        },
                     )
                 return Redemption(card, earlier, repeated=True)
         _refuse_closed(card, now, what="redeemed")
@@ -398,6 +413,7 @@ def redeem(
                 field="currency",
                 code="currency_mismatch",
                 hint=f"Redeem an amount in {card.currency}.",
+                params={"currency": card.currency, "given": code_currency},
             )
         if minor > card.balance_minor:
             raise Conflict(
@@ -407,6 +423,12 @@ def redeem(
                 code="insufficient_balance",
                 hint=f"Redeem at most {money(card.balance_minor, card.currency)} and take the "
                 "rest by another payment method.",
+                params={
+                    "last4": card.code_last4,
+                    "balance_minor": card.balance_minor,
+                    "amount_minor": minor,
+                    "currency": card.currency,
+                },
             )
         properties: dict[str, Any] = {
             "amount": _number(minor, card.currency),
@@ -435,7 +457,11 @@ def cancel(runtime: Backends, ws: str, giftcard_id: str, reason: str = "cancelle
         card = get_card(tx.conn, ws, giftcard_id, lock=True)
         if card is None:
             raise NotFound(
-                f"No gift card {giftcard_id!r}.", field="giftcard_id", code="unknown_gift_card"
+                f"No gift card {giftcard_id!r}.",
+                field="giftcard_id",
+                code="unknown_gift_card",
+                message_id="unknown_gift_card_id",
+                params={"giftcard": giftcard_id},
             )
         _refuse_closed(card, now, what="cancelled")
         event = _event_for(

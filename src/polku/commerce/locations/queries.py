@@ -99,6 +99,8 @@ def unknown_location(location_id: str) -> NotFound:
         field="location_id",
         hint="List the locations with GET /v1/locations; ids are the retailer's own, as "
         "given when the location was created (e.g. HEL-01).",
+        message_id="unknown_location_id",
+        params={"location": location_id[:100]},
     )
 
 

@@ -125,6 +125,7 @@ def _percent(value: int, field: str, *, most: int = 100) -> int:
             f"{field} {value} is out of range; send a whole percent from 0 to {most}.",
             field=field,
             code="invalid_percent",
+            params={"name": field, "value": value, "most": most},
         )
     return value
 
@@ -135,6 +136,7 @@ def _days(value: int, field: str) -> int:
             f"{field} {value} is out of range; send a number of days from 1 to {MAX_WINDOW_DAYS}.",
             field=field,
             code="invalid_days",
+            params={"name": field, "value": value, "most": MAX_WINDOW_DAYS},
         )
     return value
 
@@ -163,6 +165,7 @@ def set_policy(
                 'A category is a path of names, e.g. ["Naiset", "Takit"] or "Naiset > Takit".',
                 field=f"category_windows[{i}].category",
                 code="invalid_category",
+                message_id="invalid_category",
             )
         key = " > ".join(parts)
         if key in found:
@@ -170,6 +173,7 @@ def set_policy(
                 f"Category {key!r} appears twice.",
                 field=f"category_windows[{i}].category",
                 code="duplicate_category",
+                params={"category": key},
             )
         found[key] = _days(days, f"category_windows[{i}].days")
     now = _now()
@@ -233,12 +237,14 @@ def _order(conn: Connection, ws: str, order_id: str) -> Order:
             code="unknown_order",
             hint="Use the order id of the receipt or the order confirmation; a till receipt "
             "without one is pos:<store_id>:<receipt_id>.",
+            params={"order": order_id},
         )
     if order.status in ("cancelled", "refunded"):
         raise Conflict(
             f"Order {order_id!r} is {order.status}; there is nothing left to return.",
             field="order_id",
             code="order_not_returnable",
+            params={"order": order_id, "status": order.status},
         )
     return order
 
@@ -249,6 +255,7 @@ def _check_lines(lines: Sequence[RequestLine]) -> None:
             "No lines: send at least one {sku, quantity, reason}.",
             field="lines",
             code="empty_lines",
+            message_id="return_empty_lines",
         )
     seen: set[str] = set()
     for i, line in enumerate(lines):
@@ -258,6 +265,8 @@ def _check_lines(lines: Sequence[RequestLine]) -> None:
                 field=f"lines[{i}].sku",
                 code="duplicate_sku",
                 hint="Send each SKU once, with the total quantity.",
+                message_id="return_duplicate_sku",
+                params={"sku": line.sku},
             )
         seen.add(line.sku)
         if not 1 <= line.quantity <= MAX_QUANTITY:
@@ -266,6 +275,8 @@ def _check_lines(lines: Sequence[RequestLine]) -> None:
                 "more.",
                 field=f"lines[{i}].quantity",
                 code="invalid_quantity",
+                message_id="return_invalid_quantity",
+                params={"quantity": line.quantity},
             )
         if line.reason not in REASONS:
             raise InvalidField(
@@ -274,6 +285,8 @@ def _check_lines(lines: Sequence[RequestLine]) -> None:
                 code="invalid_reason",
                 hint="Send one of: " + ", ".join(REASONS) + " (GET /v1/returns/policy lists "
                 "what each means).",
+                message_id="return_invalid_reason",
+                params={"reason": line.reason, "reasons": ", ".join(REASONS)},
             )
 
 
@@ -312,6 +325,8 @@ def request(
             field="channel",
             code="invalid_channel",
             hint="Send one of: " + ", ".join(CHANNELS) + ".",
+            message_id="return_invalid_channel",
+            params={"channel": channel, "channels": ", ".join(CHANNELS)},
         )
     method = return_method or ("store" if channel == "store" or location_id else "post")
     if method not in RETURN_METHODS:
@@ -320,6 +335,7 @@ def request(
             field="return_method",
             code="invalid_return_method",
             hint="Send one of: " + ", ".join(RETURN_METHODS) + ".",
+            params={"method": method, "methods": ", ".join(RETURN_METHODS)},
         )
     now = _now()
     rid = return_id or f"rma-{uuid.uuid4().hex[:16]}"
@@ -340,6 +356,7 @@ def request(
                 code="not_in_order",
                 hint="Return only SKUs of the order's lines; an item from another purchase "
                 "is returned against that order.",
+                params={"order": order_id, "sku": line.sku},
             )
         if line.quantity > held.quantity:
             raise InvalidField(
@@ -348,6 +365,12 @@ def request(
                 field=f"lines[{i}].quantity",
                 code="exceeds_quantity_bought",
                 hint=f"Return at most {held.quantity}.",
+                params={
+                    "order": order_id,
+                    "bought": held.quantity,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                },
             )
         days, category = policy.window_for(categories.get(line.sku, ()))
         deadline = order.placed_at + days * DAY_MS
@@ -360,6 +383,12 @@ def request(
                 code="return_window_closed",
                 hint="It can no longer be returned for a refund; a fault is a warranty claim "
                 "for customer service.",
+                params={
+                    "sku": line.sku,
+                    "closed_at": deadline,
+                    "days": days,
+                    "ordered_at": order.placed_at,
+                },
             )
         item: dict[str, Any] = {
             "sku": line.sku,
@@ -414,6 +443,7 @@ def request(
                 field="return_id",
                 code="duplicate_return",
                 hint="Leave return_id out to get a new one, or use another.",
+                params={"ret": rid},
             )
         already = returned_units(conn, ws, order_id)
         for i, line in enumerate(lines):
@@ -427,6 +457,13 @@ def request(
                     field=f"lines[{i}].quantity",
                     code="already_returned",
                     hint=f"Return at most {max(0, left)} (GET /v1/returns?order_id={order_id}).",
+                    params={
+                        "order": order_id,
+                        "bought": held,
+                        "sku": line.sku,
+                        "returned": already.get(line.sku, 0),
+                        "quantity": line.quantity,
+                    },
                 )
 
     with runtime.outbox.transaction() as tx:
@@ -478,6 +515,7 @@ def _location(conn: Connection, ws: str, location_id: str, field: str = "locatio
             field=field,
             code="unknown_location",
             hint="Use a location id from GET /v1/locations.",
+            params={"location": location_id},
         )
     return found.kind
 
@@ -507,13 +545,20 @@ def _received_event(
 def _locked(tx: Transaction, ws: str, return_id: str, *, allowed: str, verb: str) -> Return:
     found = get_return(tx.conn, ws, return_id, lock=True)
     if found is None:
-        raise NotFound(f"No return {return_id!r}.", field="return_id", code="unknown_return")
+        raise NotFound(
+            f"No return {return_id!r}.",
+            field="return_id",
+            code="unknown_return",
+            params={"ret": return_id},
+        )
     if found.status != allowed:
         raise Conflict(
             f"Return {return_id!r} is {found.status}; it cannot be {verb} now.",
             field="return_id",
             code="return_" + found.status,
             hint=f"Only a return that is {allowed} can be {verb}.",
+            message_id="return_wrong_status",
+            params={"ret": return_id, "status": found.status, "action": verb},
         )
     return found
 
@@ -569,6 +614,7 @@ def inspect(
             "No lines: send {sku, quantity, outcome} for every returned unit.",
             field="lines",
             code="empty_lines",
+            message_id="inspect_empty_lines",
         )
     for i, item in enumerate(outcomes):
         if item.outcome not in OUTCOMES:
@@ -578,12 +624,16 @@ def inspect(
                 code="invalid_outcome",
                 hint="Send restock (back on hand as new), outlet (sold at a discount in this "
                 "store) or dispose.",
+                message_id="inspect_invalid_outcome",
+                params={"outcome": item.outcome},
             )
         if not 1 <= item.quantity <= MAX_QUANTITY:
             raise InvalidField(
                 f"Quantity {item.quantity} is not allowed; send 1 or more.",
                 field=f"lines[{i}].quantity",
                 code="invalid_quantity",
+                message_id="inspect_invalid_quantity",
+                params={"quantity": item.quantity},
             )
     now = _now()
     with runtime.outbox.transaction() as tx:
@@ -597,6 +647,7 @@ def inspect(
                     field=f"lines[{i}].sku",
                     code="not_in_return",
                     hint="Inspect the SKUs of the return: " + ", ".join(sorted(returned)) + ".",
+                    params={"ret": return_id, "sku": item.sku, "skus": ", ".join(sorted(returned))},
                 )
             decided[item.sku] = decided.get(item.sku, 0) + item.quantity
         for sku, line in sorted(returned.items()):
@@ -608,6 +659,12 @@ def inspect(
                     code="inspection_incomplete",
                     hint="Give every returned unit exactly one outcome (restock, outlet or "
                     "dispose), splitting a SKU's units between outcomes if need be.",
+                    params={
+                        "ret": return_id,
+                        "returned": line.quantity,
+                        "sku": sku,
+                        "decided": decided.get(sku, 0),
+                    },
                 )
         location = found.location_id or ""
         listings = _listings(tx.conn, ws, found, outcomes, location)
@@ -664,6 +721,7 @@ def _listings(
             code="outlet_needs_store",
             hint="Restock or dispose of units received at a warehouse; outlet units come from "
             "returns that a store receives.",
+            params={"ret": found.return_id, "location": location_id},
         )
     policy = get_policy(conn, ws)
     percent = policy.outlet_discount_percent
@@ -684,6 +742,8 @@ def _listings(
                 field=f"lines[{i}].sku",
                 code="unknown_price",
                 hint="Add the SKU to the catalogue, or restock or dispose of it.",
+                message_id="outlet_unknown_price",
+                params={"sku": item.sku},
             )
         for _ in range(item.quantity):
             entry: dict[str, Any] = {
@@ -723,6 +783,7 @@ def refund(
             field="method",
             code="invalid_refund_method",
             hint="Send original_payment or gift_card.",
+            params={"method": method},
         )
     now = _now()
     with runtime.outbox.transaction() as tx:
@@ -738,6 +799,8 @@ def refund(
                 field="return_id",
                 code="unknown_price",
                 hint="Refund it in the payment system, and send Order Refunded yourself.",
+                message_id="refund_unknown_price" if unknown else "refund_no_currency",
+                params={"order": found.order_id, "skus": ", ".join(unknown)},
             )
         amount = sum((line.unit_paid_minor or 0) * line.quantity for line in found.lines)
         _lock_order(conn, ws, found.order_id)

@@ -381,13 +381,21 @@ def _skus_of(
     if sku is not None:
         variant = get_variant(conn, ws, sku)
         if variant is None:
-            raise NotFound(f"Unknown SKU {sku!r}.", field="sku", code="unknown_sku")
+            raise NotFound(
+                f"Unknown SKU {sku!r}.",
+                field="sku",
+                code="unknown_sku",
+                params={"sku": sku},
+            )
         return variant.product_id, [sku]
     assert product_id is not None
     product = get_product(conn, ws, product_id)
     if product is None:
         raise NotFound(
-            f"Unknown product {product_id!r}.", field="product_id", code="unknown_product"
+            f"Unknown product {product_id!r}.",
+            field="product_id",
+            code="unknown_product",
+            params={"product": product_id},
         )
     return product_id, [v.sku for v in product.variants]
 

@@ -107,6 +107,7 @@ def _location(
             field=field,
             code="unknown_location",
             hint="Use a location id from GET /v1/locations.",
+            params={"location": location_id},
         )
     if collect and not found.click_and_collect:
         raise InvalidField(
@@ -114,6 +115,7 @@ def _location(
             field=field,
             code="no_click_and_collect",
             hint="Choose a store with click_and_collect: GET /v1/locations?click_and_collect=true.",
+            params={"store": found.name, "location": location_id},
         )
 
 
@@ -130,7 +132,10 @@ def _lines(
     each SKU once."""
     if not lines:
         raise InvalidField(
-            "No lines: send at least one {sku, quantity}.", field="lines", code="empty_lines"
+            "No lines: send at least one {sku, quantity}.",
+            field="lines",
+            code="empty_lines",
+            message_id="stock_empty_lines",
         )
     seen: set[str] = set()
     for i, line in enumerate(lines):
@@ -141,6 +146,8 @@ def _lines(
                 field=f"{field}.sku",
                 code="duplicate_sku",
                 hint="Send each SKU once, with the total quantity.",
+                message_id="stock_duplicate_sku",
+                params={"sku": line.sku},
             )
         seen.add(line.sku)
         q = line.quantity
@@ -153,6 +160,8 @@ def _lines(
                 f"Quantity {q} is not allowed here; send {need}.",
                 field=f"{field}.quantity",
                 code="invalid_quantity",
+                message_id="stock_invalid_quantity",
+                params={"quantity": q},
             )
     known = get_variants(conn, ws, [line.sku for line in lines])
     for i, line in enumerate(lines):
@@ -163,12 +172,14 @@ def _lines(
                 field=f"lines[{i}].sku",
                 code="unknown_sku",
                 hint="Use a SKU from the catalogue (GET /v1/catalog/...).",
+                params={"sku": line.sku},
             )
         if active and not variant.active:
             raise InvalidField(
                 f"SKU {line.sku!r} is not sold any more (inactive in the catalogue).",
                 field=f"lines[{i}].sku",
                 code="inactive_sku",
+                params={"sku": line.sku},
             )
     return list(lines)
 
@@ -295,6 +306,13 @@ def _enough(
                 code="insufficient_stock",
                 hint=f"{what.capitalize()} at most {sellable}, or choose another location "
                 f"(GET /v1/availability?sku={line.sku}).",
+                params={
+                    "sellable": sellable,
+                    "sku": line.sku,
+                    "location": location_id,
+                    "quantity": line.quantity,
+                    "action": what,
+                },
             )
 
 
@@ -326,6 +344,7 @@ def reserve(
             f"Hold {hold} is out of range; hold between 1 minute and {MAX_HOLD.days} days.",
             field="hold_hours",
             code="invalid_hold",
+            params={"days": MAX_HOLD.days},
         )
     rid = reservation_id or f"r-{uuid.uuid4().hex[:16]}"
     with runtime.engine.connect() as conn:
@@ -353,6 +372,7 @@ def reserve(
                 field="reservation_id",
                 code="duplicate_reservation",
                 hint="Leave reservation_id out to get a new one, or use another.",
+                params={"reservation": rid},
             )
         _enough(conn, ws, location_id, checked, what="reserve")
 
@@ -408,6 +428,7 @@ def _close_or_step(
                 f"No reservation {reservation_id!r}.",
                 field="reservation_id",
                 code="unknown_reservation",
+                params={"reservation": reservation_id},
             )
         if found.status not in allowed:
             raise Conflict(
@@ -416,6 +437,12 @@ def _close_or_step(
                 + f"; it cannot be {_VERB[event_name]} now.",
                 field="reservation_id",
                 code="reservation_closed" if found.closed_at else "reservation_not_ready",
+                message_id="reservation_wrong_status",
+                params={
+                    "reservation": reservation_id,
+                    "status": found.status,
+                    "action": _ACTION[event_name],
+                },
             )
         event = internal_event(
             ws,
@@ -439,6 +466,8 @@ def _close_or_step(
 
 
 _VERB = {READY: "marked ready", PICKED_UP: "collected", RELEASED: "released"}
+_ACTION = {READY: "ready", PICKED_UP: "collect", RELEASED: "release"}
+"""The step of each event, as the console names it (`commerce_step_<action>`)."""
 
 
 def release_expired(runtime: Backends, *, now_ms: int | None = None, limit: int = 200) -> int:

@@ -85,6 +85,7 @@ def availability(
                 field="sku",
                 code="unknown_sku",
                 hint="Use a SKU from the catalogue.",
+                params={"sku": sku},
             )
         variants, pid = [variant], variant.product_id
     else:
@@ -96,6 +97,7 @@ def availability(
                 field="product_id",
                 code="unknown_product",
                 hint="Use a product id from the catalogue.",
+                params={"product": product_id},
             )
         variants, pid = [v for v in product.variants if v.active], product.product_id
     known, statuses = reference(conn, ws, at)
