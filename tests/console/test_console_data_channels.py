@@ -141,6 +141,11 @@ def test_bad_webhook_input_gets_a_400_in_the_users_language(polku: Polku) -> Non
     )
     assert queue.status_code == 400 and "store:hki-kamppi" in shown(queue)
     assert f'value="{CRM}"' in queue.text  # what was typed stays in the form
+    many = ", ".join(f"store:s-{i}" for i in range(101))
+    too_many = admin.post(
+        "/console/data/channels/webhooks", data={"csrf_token": token, "url": CRM, "queues": many}
+    )
+    assert too_many.status_code == 400 and "at most 100" in shown(too_many)
 
     fi = signed_in(polku, user(polku, "eila@example.com", "admin", locale="fi"))
     fi_token = csrf_of(fi.get("/console/data/channels").text)

@@ -160,6 +160,8 @@ def test_the_stream_says_changed_when_an_event_arrives_or_is_refused(polku: Polk
     )
     assert "event: changed" not in quiet.text
 
+    odd = marketer.get("/console/data/stream", params={"since": "x" * 500, "seconds": "0.3"})
+    assert odd.status_code == 200 and "event: changed" in odd.text  # a marker it never sent
     too_long = marketer.get("/console/data/stream", params={"seconds": "60"})
     assert too_long.status_code == 400 and "0.1 to 15" in shown(too_long)
     agent = signed_in(polku, user(polku, "eero@example.com", "agent"))

@@ -48,7 +48,7 @@ from polku.console.web import (
     render,
     signed_in,
 )
-from polku.errors import PolkuError
+from polku.errors import InvalidField, PolkuError
 from polku.http import runtime
 from polku.identity.identifiers import normalise
 from polku.settings import SETTINGS, Secret
@@ -268,7 +268,7 @@ async def marker_changes(
 @router.get("/data/stream")
 def debugger_stream(
     request: Request,
-    since: str = Query("", max_length=41, description="The marker the page was drawn at."),
+    since: str = Query("", description="The marker the page was drawn at."),
     seconds: str = Query(str(STREAM_SECONDS), description="Stop after this long (at most 15)."),
 ) -> Response:
     """Server-sent events: `changed` when an event was accepted or refused in the viewer's
@@ -498,6 +498,7 @@ def _channel_settings(request: Request) -> list[dict[str, Any]]:
 DELIVERIES_SHOWN: Final = 5
 """How many of each webhook's newest deliveries the channels page lists."""
 MAX_WEBHOOK_URL: Final = 2000  # the width of signal_webhooks.url
+MAX_WEBHOOK_QUEUES: Final = 100  # as many as the API takes
 
 
 def _webhooks(request: Request, workspace_id: str) -> list[dict[str, Any]]:
@@ -641,6 +642,8 @@ def create_webhook(request: Request, form: Form) -> Response:
     typed = form.get("queues", "")
     queues = [q.strip() for q in typed.split(",") if q.strip()]
     try:
+        if len(queues) > MAX_WEBHOOK_QUEUES:
+            raise InvalidField("Too many queues.", field="queues", code="invalid_queue")
         created = signal_actions.create_webhook(
             runtime(request), viewer.user.workspace_id, url, queues
         )
