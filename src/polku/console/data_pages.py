@@ -33,7 +33,6 @@ from polku.channels.base import Message
 from polku.channels.email import EmailChannel
 from polku.channels.sms import SmsChannel
 from polku.collect import debugger as debugger_queries
-from polku.collect.queries import recent_events
 from polku.console import actions as console_actions
 from polku.console import queries as console_queries
 from polku.console.i18n import text
@@ -304,7 +303,10 @@ def event_detail(request: Request, offset: str) -> Response:
         message = text(locale_of(request, viewer), "data_no_event", offset=offset[:40])
         return refused(request, viewer, 404, message)
     with translate_errors("reading the event"), runtime(request).engine.connect() as conn:
-        found = recent_events(conn, workspace, limit=1, before_offset=int(offset) + 1)
+        # Not `recent_events`: on SQLite its plain workspace filter sorts the whole log.
+        found = debugger_queries.accepted_events(
+            conn, workspace, before_offset=int(offset) + 1, limit=1
+        )
     if not found or found[0]["offset"] != int(offset):
         message = text(locale_of(request, viewer), "data_no_event", offset=offset)
         return refused(request, viewer, 404, message)
