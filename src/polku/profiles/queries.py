@@ -549,6 +549,7 @@ class TimelineFilter:
                 "until is not after since.",
                 field="until",
                 hint="since is inclusive and until exclusive; give an until later than since.",
+                message_id="until_not_after_since",
             )
         return cls(
             channels=wanted_channels,
