@@ -35,7 +35,7 @@ from polku.channels.sms import SmsChannel
 from polku.collect import debugger as debugger_queries
 from polku.console import actions as console_actions
 from polku.console import queries as console_queries
-from polku.console.i18n import text
+from polku.console.i18n import explain, text
 from polku.console.web import (
     HEADERS,
     Form,
@@ -630,7 +630,7 @@ def _webhook_error(locale: str, exc: PolkuError) -> str:
         return text(locale, "data_bad_webhook_url", limit=MAX_WEBHOOK_URL)
     if exc.code == "invalid_queue":
         return text(locale, "data_bad_webhook_queue")
-    return str(exc)
+    return explain(locale, exc)
 
 
 @router.post("/data/channels/webhooks")
