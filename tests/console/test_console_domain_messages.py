@@ -9,6 +9,7 @@ consent, quiet hours) appear in Finnish for a Finnish user and in English for an
 from __future__ import annotations
 
 import ast
+import re
 import string
 import uuid
 from datetime import datetime, timedelta
@@ -323,9 +324,9 @@ def test_a_journey_document_that_cannot_be_saved_says_so_in_finnish(polku: Polku
         data={"csrf_token": token, "document": FIXED, "action": "save"},
         headers=fi,
     )
-    assert again.status_code == 409 and "Matka ”thanks” on jo olemassa" in shown(again)
+    assert again.status_code == 409 and "Polku ”thanks” on jo olemassa" in shown(again)
     unknown = client.post("/console/journeys/nope/enable", data={"csrf_token": token}, headers=fi)
-    assert unknown.status_code == 404 and "Matkaa ”nope” ei ole tässä työtilassa." in shown(unknown)
+    assert unknown.status_code == 404 and "Polkua ”nope” ei ole tässä työtilassa." in shown(unknown)
     nobody = client.get("/console/journeys/thanks", params={"who": "nobody@example.fi"}, headers=fi)
     assert nobody.status_code == 404 and "Profiilia ”nobody@example.fi” ei ole" in shown(nobody)
 
@@ -397,3 +398,17 @@ def test_a_message_held_for_quiet_hours_says_until_when_in_finnish(polku: Polku)
     assert "hiljaiset tunnit" in page, page.split('data-testid="why"')[-1][:3000]
     assert "Ei vielä lähetetty: vaiheen thank viesti (Sähköposti) on tilassa ”pidätetty”." in page
     assert "quiet_hours" not in page.split('data-testid="why"')[1]
+
+
+def test_every_count_a_template_words_has_a_singular_and_a_plural() -> None:
+    templates = SRC / "console" / "templates"
+    named: set[str] = set()
+    for path in templates.rglob("*.html"):
+        named |= set(re.findall(r"""\btn\(\s*["']([a-z0-9_]+)["']\s*,""", path.read_text()))
+    assert {"cust_event_count", "sig_n_signals", "document_valid"} <= named
+    words = catalogue()
+    for key in named:
+        for form in ("_one", "_other"):
+            assert key + form in words, key + form
+            for locale in ("en", "fi"):
+                assert "{count}" in words[key + form][locale] or form == "_one", key + form

@@ -106,4 +106,4 @@ def test_an_order_after_a_signal_is_its_conversion_as_the_api_counts_it(polku: P
     assert api["total"]["conversions"] == 1
     clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
     page = shown(clerk.get("/console/signals/report"))
-    assert "In all: 1 signals, 1 conversions (100.0%), 0 sold." in page
+    assert "In all: 1 signal, 1 conversion (100.0%), 0 sold." in page

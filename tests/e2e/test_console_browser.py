@@ -124,7 +124,7 @@ def test_a_store_clerk_works_a_live_signal_and_reads_the_report(console: Console
     page.get_by_role("link", name="Report: signals and conversions").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Signal report")
     expect(page.get_by_test_id("total")).to_have_text(
-        "In all: 1 signals, 0 conversions (0.0%), 1 sold."
+        "In all: 1 signal, 0 conversions (0.0%), 1 sold."
     )
     expect(page.locator("svg.chart")).to_have_count(3)
     expect(page.get_by_test_id("by-queue")).to_contain_text(f"Store {STORE}")
