@@ -141,6 +141,11 @@ def main() -> None:
 
         timed("read", n, args.profile, read)
         for consumer in pipe_rt.pipeline.consumers:
+            # As the pipeline does when it starts: load what the first batch would wait for
+            # (the signals model: seconds of imports, not a cost per event).
+            warm = getattr(consumer, "warm", None)
+            if callable(warm):
+                warm()
 
             def project(consumer: Consumer = consumer) -> None:
                 for events in chunks:

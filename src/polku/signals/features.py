@@ -50,6 +50,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
@@ -164,6 +165,7 @@ _ADMIN_WORDS: Final = frozenset(
     ]
 )
 
+_TYPE_INDEX: Final = {ADMINISTRATIVE: 0, INFORMATIONAL: 1, PRODUCT_RELATED: 2}  # counts, seconds
 _PURCHASES: Final = frozenset({"Order Completed", "POS Order Completed"})
 _ONLINE: Final = frozenset({"web", "app"})
 _STORE_EVENTS: Final = frozenset({"Store Visited", "POS Order Completed"})
@@ -418,9 +420,12 @@ def _local(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=TIME_ZONE)
 
 
-def _month(ms: int) -> str:
-    name = _local(ms).strftime("%b")
-    return "June" if name == "Jun" else name
+@lru_cache(maxsize=64)
+def _calendar(day: date) -> tuple[float, str, bool]:
+    """`SpecialDay`, `Month` and `Weekend` of a local day (the same for every session that
+    starts on it)."""
+    name = day.strftime("%b")
+    return special_day(day), ("June" if name == "Jun" else name), day.weekday() >= 5
 
 
 # -- state ------------------------------------------------------------------------------------
@@ -451,6 +456,7 @@ class PageStats:
 
 
 PAGE_FIELDS: Final = ("entrances", "bounces", "views", "exits", "unique_views", "value")
+_PAGE_INDEX: Final = {name: i for i, name in enumerate(PAGE_FIELDS)}
 
 
 class PageBook:
@@ -471,10 +477,12 @@ class PageBook:
         stats = self.pages.get(key)
         if stats is None:
             stats = self.pages[key] = PageStats()
-        pending = self.pending.setdefault(key, [0.0] * len(PAGE_FIELDS))
+        pending = self.pending.get(key)
+        if pending is None:
+            pending = self.pending[key] = [0.0] * len(PAGE_FIELDS)
         for name, delta in deltas.items():
             setattr(stats, name, getattr(stats, name) + delta)
-            pending[PAGE_FIELDS.index(name)] += delta
+            pending[_PAGE_INDEX[name]] += delta
 
 
 @dataclass(slots=True)
@@ -507,12 +515,15 @@ class SessionState:
     codes: list[int] = field(default_factory=lambda: [1, 1, 9, 1])  # os, browser, region, traffic
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps([getattr(self, name) for name in self.__slots__])
+        return orjson.dumps(_SESSION_VALUES(self))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionState:
-        state = cls()
-        for name, value in zip(cls.__slots__, orjson.loads(data), strict=False):
+        values = orjson.loads(data)
+        if len(values) == _SESSION_SIZE:  # as written now: every field, in order
+            return cls(*values)
+        state = cls()  # written by another version: the fields it has, defaults for the rest
+        for name, value in zip(cls.__slots__, values, strict=False):
             setattr(state, name, value)
         return state
 
@@ -583,14 +594,25 @@ class PersonState:
         self.preferred_store = self.preferred_store or other.preferred_store
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps([getattr(self, name) for name in self.__slots__])
+        return orjson.dumps(_PERSON_VALUES(self))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PersonState:
+        values = orjson.loads(data)
+        if len(values) == _PERSON_SIZE:
+            return cls(*values)
         state = cls()
-        for name, value in zip(cls.__slots__, orjson.loads(data), strict=False):
+        for name, value in zip(cls.__slots__, values, strict=False):
             setattr(state, name, value)
         return state
+
+
+# The stored form of the states: a JSON array of the fields in declaration order (a tuple
+# from one `attrgetter` call encodes as the same array as a list of each `getattr`).
+_SESSION_VALUES: Final = attrgetter(*SessionState.__slots__)
+_SESSION_SIZE: Final = len(SessionState.__slots__)
+_PERSON_VALUES: Final = attrgetter(*PersonState.__slots__)
+_PERSON_SIZE: Final = len(PersonState.__slots__)
 
 
 # -- the snapshot ----------------------------------------------------------------------------
@@ -645,7 +667,7 @@ class Snapshot:
 
     def uci_row(self) -> dict[str, object]:
         """The session as a row of the UCI Online Shoppers data set (`UCI_COLUMNS`)."""
-        local = _local(self.session_start_ms)
+        special, month, weekend = _calendar(_local(self.session_start_ms).date())
         visitor = (
             "Returning_Visitor"
             if self.returning
@@ -661,14 +683,14 @@ class Snapshot:
             self.bounce_rate,
             self.exit_rate,
             self.page_value,
-            special_day(local.date()),
-            _month(self.session_start_ms),
+            special,
+            month,
             self.codes[0],
             self.codes[1],
             self.codes[2],
             self.codes[3],
             visitor,
-            local.weekday() >= 5,
+            weekend,
         )
         return dict(zip(UCI_COLUMNS, values, strict=True))
 
@@ -760,7 +782,7 @@ def step(
     # a page view
     view_type = page_type(message)
     if view_type is not None:
-        index = (ADMINISTRATIVE, INFORMATIONAL, PRODUCT_RELATED).index(view_type)
+        index = _TYPE_INDEX[view_type]
         key = page_key(message, view_type) or "path:/"
         same_view = (
             kind == "track"

@@ -21,6 +21,7 @@ naming the file and what to do, so a wrong file never fails deeper in, mid-pipel
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import math
@@ -157,11 +158,22 @@ def encode_row(row: Mapping[str, object], columns: Sequence[str] = MODEL_COLUMNS
     A value of the wrong shape is an `InvalidField` naming the column.
     """
     out = []
-    for column in columns:
+    for column, encoder in _encoders(tuple(columns)):
         value = row.get(column)
-        encoder = _ENCODERS.get(column, _number)
-        out.append(math.nan if value is None else encoder(column, value))
+        if value is None:
+            out.append(math.nan)
+        elif encoder is _number and (type(value) is float or type(value) is int):
+            out.append(float(value))  # the common case, as `_number` would give it
+        else:
+            out.append(encoder(column, value))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _encoders(
+    columns: tuple[str, ...],
+) -> tuple[tuple[str, Callable[[str, object], float]], ...]:
+    return tuple((column, _ENCODERS.get(column, _number)) for column in columns)
 
 
 def encode_rows(

@@ -43,13 +43,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from polku.commerce.locations.geo import locate_postal_code
 from polku.commerce.locations.hours import opening_statuses
 from polku.commerce.locations.queries import get_location, nearest
-from polku.commerce.orders.preferences import preferred_store
+from polku.commerce.orders.facts import PLACING_EVENTS
+from polku.commerce.orders.preferences import STATED_TRAITS, preferred_store
 from polku.errors import InvalidField
 from polku.identity.identifiers import IdentityConfig
 from polku.profiles.queries import resolve
-from polku.profiles.tables import profiles
 from polku.signals.candidates import Candidate
 from polku.signals.tables import deliveries, routes, routing_configs, signals, webhooks
+from polku.storage.bulk import fetch_rows
 
 __all__ = [
     "AGENTS",
@@ -306,18 +307,47 @@ def _identity() -> IdentityConfig:
 
 def _traits(
     conn: Connection, workspace_id: str, profile_id: str
-) -> tuple[str | None, dict[str, Any]]:
-    """The profile holding `profile_id` now and its traits; (None, {}) for no profile."""
+) -> tuple[str | None, dict[str, Any], bool]:
+    """The profile holding `profile_id` now, its traits, and whether that profile has a row
+    of its own that is merged into no other; (None, {}, False) for no profile."""
     holder = resolve(conn, workspace_id, profile_id)
     if holder is None:
-        return None, {}
-    raw = conn.execute(
-        select(profiles.c.traits).where(
-            profiles.c.workspace_id == workspace_id, profiles.c.profile_id == holder
-        )
-    ).scalar()
+        return None, {}, False
+    found = fetch_rows(
+        conn,
+        "SELECT traits, merged_into FROM profiles WHERE workspace_id = ? AND profile_id = ?",
+        (workspace_id, holder),
+    )
+    raw = found[0][0] if found else None
     traits = orjson.loads(raw) if raw else {}
-    return holder, traits if isinstance(traits, dict) else {}
+    return holder, traits if isinstance(traits, dict) else {}, bool(found) and found[0][1] is None
+
+
+# What the inferred preferred store is made of (`polku.commerce.orders.preferences`): the
+# person's orders (events that place one) and their store visits and click-and-collect
+# reservations. A person with none of these infers no store.
+_STORE_HISTORY: Final = tuple(
+    sorted(PLACING_EVENTS | {"Click and Collect Reserved", "Store Visited"})
+)
+_HAS_STORE_HISTORY: Final = (
+    "SELECT 1 FROM identity_event_profiles WHERE profile_id = ? AND workspace_id = ? "
+    f"AND event IN ({', '.join('?' * len(_STORE_HISTORY))}) LIMIT 1"
+)
+
+
+def _preferred_store(
+    conn: Connection, workspace_id: str, holder: str, traits: Mapping[str, Any], own_row: bool
+) -> str | None:
+    """`preferred_store` of `holder`, whose traits are `traits`: without its reads (the
+    whole profile, the orders, the visits) when the person has no store history at all,
+    which is most people a signal is raised for (a first visit online); the answer is then
+    the stated store, as `preferred_store` would give it."""
+    if not own_row or fetch_rows(conn, _HAS_STORE_HISTORY, (holder, workspace_id, *_STORE_HISTORY)):
+        return preferred_store(conn, workspace_id, holder, _identity())
+    value = traits.get(STATED_TRAITS["store"])
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        return None
+    return str(value).strip()
 
 
 def _point(traits: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -347,14 +377,14 @@ def _store_of(conn: Connection, candidate: Candidate) -> str | None:
         found = get_location(conn, ws, candidate.store_id)
         if found is not None and found.active and found.kind == "store":
             return found.location_id
-    holder, traits = _traits(conn, ws, candidate.profile_id)
+    holder, traits, own_row = _traits(conn, ws, candidate.profile_id)
     for trait in _STORE_TRAITS:
         value = traits.get(trait)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             found = get_location(conn, ws, str(value))
             if found is not None and found.active:
                 return found.location_id
-    inferred = None if holder is None else preferred_store(conn, ws, holder, _identity())
+    inferred = None if holder is None else _preferred_store(conn, ws, holder, traits, own_row)
     if inferred is not None:
         found = get_location(conn, ws, inferred)
         if found is not None and found.active:
