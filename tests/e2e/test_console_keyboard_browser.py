@@ -94,8 +94,17 @@ PROBE = """
     return el.tabIndex >= 0 && !el.disabled && r.width > 0 && r.height > 0 &&
       getComputedStyle(el).visibility !== "hidden";
   });
+  const ACTIONS = "button, select, input:not([type=hidden]), textarea, nav a, " +
+    "table.hits td a, table.journeys td a, .channel-links a";
   window.__kbd = {
     remember,
+    small: (least) => [...document.querySelectorAll(ACTIONS)].filter((el) => {
+      const r = el.getBoundingClientRect();
+      return r.right > 0 && r.width > 1 && (r.width < least || r.height < least);
+    }).map((el) => {
+      const r = el.getBoundingClientRect();
+      return `${el.tagName} ${name(el)} ${Math.round(r.width)}x${Math.round(r.height)}`;
+    }),
     tabbable: () => tabbable().length,
     unvisited: () =>
       tabbable().filter((el) => !visited.has(el)).map((el) => el.tagName + " " + name(el)),
@@ -192,6 +201,13 @@ def _touch(info: Info) -> None:
         f"{info['tag']} {info['name']!r} is {info['width']:.0f}x{info['height']:.0f} CSS px,"
         f" under {TOUCH}x{TOUCH}"
     )
+
+
+def _checked(console: Console, page: Any) -> None:
+    """axe-core passes, and every button, form field, navigation link and table action on
+    the page is a touch target of at least 44x44 CSS px."""
+    console.accessible(page)
+    assert page.evaluate(f"window.__kbd.small({TOUCH})") == [], page.url
 
 
 def _sign_in(console: Console, email: str) -> Any:
@@ -331,11 +347,11 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
 
     page = _sign_in(console, clerk)
     _header_in_order(page, ["Buying signals", "Customers", "Stock and orders"])
-    console.accessible(page)
+    _checked(console, page)
     _tab_to(page, _named("Buying signals"), "the signals link", limit=10, key="Shift+Tab")
     _go(page)
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Buying signals: Store {STORE}")
-    console.accessible(page)
+    _checked(console, page)
 
     _skip_to_main(page)
     # A signal arrives while focus is outside the list: the list updates, focus stays on
@@ -356,7 +372,7 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
     expect(page.locator(f'li.signal[data-signal="{first}"] [data-testid=status]')).to_have_text(
         f"Claimed by {clerk}"
     )
-    console.accessible(page)
+    _checked(console, page)
 
     # A third signal while focus is inside the list: the swap waits, focus is not lost.
     _stock_check(console, "Eino Laine")
@@ -425,7 +441,7 @@ def test_an_agent_finds_a_customer_and_filters_her_timeline_by_keyboard(
     _header_in_order(page, ["Buying signals", "Customers", "Stock and orders"])
     _tab_to(page, _named("Customers"), "the customers link", limit=10, key="Shift+Tab")
     _go(page)
-    console.accessible(page)
+    _checked(console, page)
 
     _skip_to_main(page)
     assert _press(page, "Tab")["id"] == "q"
@@ -438,7 +454,7 @@ def test_an_agent_finds_a_customer_and_filters_her_timeline_by_keyboard(
     _tab_to(page, _named("Anna Virtanen", "A"), "the customer's link", limit=6)
     _go(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Anna Virtanen")
-    console.accessible(page)
+    _checked(console, page)
 
     # The sections' links jump: after "Timeline", the next Tab is the channel filter.
     _skip_to_main(page)
@@ -461,7 +477,7 @@ def test_an_agent_finds_a_customer_and_filters_her_timeline_by_keyboard(
     expect(timeline.locator("li[data-channel=store]")).to_have_count(1)
     expect(timeline.locator("li[data-channel=web]")).to_have_count(0)
     expect(page.locator("#channel")).to_have_value("store")
-    console.accessible(page)
+    _checked(console, page)
     console.shoot(page, "keyboard-customer-tablet")
     _no_trap(page)
 
@@ -478,14 +494,15 @@ def test_a_marketer_edits_a_journey_and_lands_on_the_validation_error_by_keyboar
     _header_in_order(page, ["Customers", "Journeys", "Data"])
     _tab_to(page, _named("Journeys"), "the journeys link", limit=10, key="Shift+Tab")
     _go(page)
-    console.accessible(page)
+    _checked(console, page)
     _skip_to_main(page)
     _tab_to(page, _named("Abandoned cart", "A"), "the journey's link", limit=10)
     _go(page)
+    _checked(console, page)
     _skip_to_main(page)
     _tab_to(page, _named("Edit the journey", "A"), "the editor link", limit=20)
     _go(page)
-    console.accessible(page)
+    _checked(console, page)
 
     _skip_to_main(page)
     editor = _tab_to(page, lambda i: i["id"] == "document", "the definition", limit=6)
@@ -503,7 +520,7 @@ def test_a_marketer_edits_a_journey_and_lands_on_the_validation_error_by_keyboar
     expect(page.get_by_test_id("error-field")).to_have_text("steps[2:remind].template")
     expect(page.get_by_test_id("editor-error")).to_contain_text("oops")
     expect(page.locator("#document")).to_have_attribute("aria-describedby", "editor-error")
-    console.accessible(page)
+    _checked(console, page)
     console.shoot(page, "keyboard-journey-editor-tablet")
     assert _press(page, "Tab")["id"] == "document"
     assert console.api("GET", "/v1/journeys/abandoned-cart").json()["version"] == 1
@@ -519,10 +536,11 @@ def test_an_admin_creates_a_write_key_by_keyboard(console: Console) -> None:
     _tab_to(page, _named("Data"), "the data link", limit=10, key="Shift+Tab")
     _go(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Event debugger")
+    _checked(console, page)
     _skip_to_main(page)
     _tab_to(page, _named("Write keys and sources", "A"), "the sources link", limit=6)
     _go(page)
-    console.accessible(page)
+    _checked(console, page)
 
     _skip_to_main(page)
     _tab_to(page, lambda i: i["id"] == "source_name", "the source name", limit=20)
@@ -534,7 +552,7 @@ def test_an_admin_creates_a_write_key_by_keyboard(console: Console) -> None:
     # The page opens on the new key (shown once): focused, so it is read out.
     assert done["name"].startswith("The new write key"), done
     key = page.get_by_test_id("new-key").inner_text()
-    console.accessible(page)
+    _checked(console, page)
     console.shoot(page, "keyboard-write-key-tablet")
     event = {"userId": "u-till", "event": "Till Opened"}
     sent = httpx.post(console.server.url + "/v1/track", json=event, auth=(key, ""), timeout=10)
