@@ -123,6 +123,8 @@ def parse_duration(raw: Any, where: str) -> int:
         f"{where}: {raw!r} is not a duration.",
         field=where,
         hint="Write a number with a unit: 45s, 30m, 1h, 2d or 1w (or seconds as a number).",
+        message_id="jd_bad_duration",
+        params={"where": where, "value": repr(raw)},
     )
 
 
@@ -139,6 +141,8 @@ def parse_conditions(raw: Any, where: str) -> tuple[Test, ...]:
             f"{where} must be a list of conditions.",
             field=where,
             hint="Write - {field: cart.value, op: gt, value: 0} (one per line).",
+            message_id="jd_conditions_not_list",
+            params={"where": where},
         )
     return tuple(_test(item, f"{where}[{i}]") for i, item in enumerate(raw))
 
@@ -149,6 +153,8 @@ def _test(raw: Any, where: str) -> Test:
             f"{where} is not a condition.",
             field=where,
             hint="Write {field: <path>, op: <op>, value: <value>}, or {any: [...]}.",
+            message_id="jd_not_a_condition",
+            params={"where": where},
         )
     if "any" in raw:
         inner = raw["any"]
@@ -157,6 +163,8 @@ def _test(raw: Any, where: str) -> Test:
                 f"{where}.any must be the only key, with a non-empty list of conditions.",
                 field=f"{where}.any",
                 hint="Write {any: [{field: ..., op: ..., value: ...}, ...]}.",
+                message_id="jd_bad_any",
+                params={"where": where},
             )
         return AnyOf(tuple(_test(item, f"{where}.any[{i}]") for i, item in enumerate(inner)))
     unknown = set(raw) - {"field", "op", "value"}
@@ -165,6 +173,8 @@ def _test(raw: Any, where: str) -> Test:
             f"{where} has unknown keys: {', '.join(sorted(map(str, unknown)))}.",
             field=f"{where}.{sorted(map(str, unknown))[0]}",
             hint="A condition has field, op and value.",
+            message_id="jd_condition_unknown_keys",
+            params={"where": where, "keys": ", ".join(sorted(map(str, unknown)))},
         )
     field = raw.get("field")
     if not isinstance(field, str) or field.partition(".")[0] not in ROOTS:
@@ -173,6 +183,8 @@ def _test(raw: Any, where: str) -> Test:
             field=f"{where}.field",
             hint=f"Start the path with one of {', '.join(ROOTS)}: event.properties.total, "
             "profile.traits.city, cart.value, counts.Order Completed.",
+            message_id="jd_bad_condition_field",
+            params={"where": where, "path": repr(field), "roots": ", ".join(ROOTS)},
         )
     op = raw.get("op", "eq")
     op = _ALIASES.get(op, op) if isinstance(op, str) else op
@@ -181,30 +193,42 @@ def _test(raw: Any, where: str) -> Test:
             f"{where}.op {op!r} is not an operator.",
             field=f"{where}.op",
             hint=f"Use one of {', '.join(OPS)}.",
+            message_id="jd_bad_op",
+            params={"where": where, "op": repr(op), "ops": ", ".join(OPS)},
         )
     value = raw.get("value")
     if op in _UNARY:
         if "value" in raw:
             raise InvalidJourney(
-                f"{where}: {op} takes no value.", field=f"{where}.value", hint="Remove value."
+                f"{where}: {op} takes no value.",
+                field=f"{where}.value",
+                hint="Remove value.",
+                message_id="jd_op_takes_no_value",
+                params={"where": where, "op": op},
             )
     elif "value" not in raw:
         raise InvalidJourney(
             f"{where}: {op} needs a value.",
             field=f"{where}.value",
             hint="Add value: <what to compare with>.",
+            message_id="jd_op_needs_value",
+            params={"where": where, "op": op},
         )
     if op in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidJourney(
             f"{where}: {op} compares numbers, not {value!r}.",
             field=f"{where}.value",
             hint="Give a number, e.g. value: 50.",
+            message_id="jd_op_needs_number",
+            params={"where": where, "op": op, "value": repr(value)},
         )
     if op in ("in", "not_in") and not isinstance(value, list):
         raise InvalidJourney(
             f"{where}: {op} needs a list of values.",
             field=f"{where}.value",
             hint="Write value: [a, b, c].",
+            message_id="jd_op_needs_list",
+            params={"where": where, "op": op},
         )
     return Condition(field, op, value)
 

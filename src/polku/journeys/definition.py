@@ -209,13 +209,23 @@ def parse_text(text: str | bytes, *, source: str = "journey") -> Any:
             f"{source} is not valid YAML or JSON{line}: {getattr(exc, 'problem', exc)}.",
             field="document",
             hint="Check the indentation and quotes near that line.",
+            message_id="jd_bad_yaml" if where is not None else "jd_bad_yaml_no_line",
+            params={
+                "line": where.line + 1 if where is not None else 0,
+                "problem": str(getattr(exc, "problem", exc)),
+            },
         ) from None
 
 
 def parse_journey(raw: Any, *, templates: TemplateCheck | None = None) -> Journey:
     """Check a journey document (a mapping from YAML or JSON) into a `Journey`."""
     if not isinstance(raw, Mapping):
-        raise _fail("document", "A journey is a mapping of keys.", "Start with key: my-journey.")
+        raise _fail(
+            "document",
+            "A journey is a mapping of keys.",
+            "Start with key: my-journey.",
+            "jd_not_mapping",
+        )
     known = {"key", "name", "description", "trigger", "entry", "exit", "goal", "steps"}
     _no_unknown(raw, known, "", "A journey has " + ", ".join(sorted(known)) + ".")
     key = raw.get("key")
@@ -224,11 +234,18 @@ def parse_journey(raw: Any, *, templates: TemplateCheck | None = None) -> Journe
             "key",
             f"key {key!r} is not a journey key.",
             "Use lowercase letters, digits and dashes, e.g. abandoned-cart.",
+            "jd_bad_key",
+            key=str(key)[:80],
         )
     name = _name(raw.get("name"), key)
     description = raw.get("description") or ""
     if not isinstance(description, str):
-        raise _fail("description", "description must be text.", "Write one sentence.")
+        raise _fail(
+            "description",
+            "description must be text.",
+            "Write one sentence.",
+            "jd_bad_description",
+        )
     trigger = _trigger(raw.get("trigger"))
     entry = _entry(raw.get("entry"))
     exits = _exits(raw.get("exit"))
@@ -255,8 +272,10 @@ def parse_journey(raw: Any, *, templates: TemplateCheck | None = None) -> Journe
 # -- parts ---------------------------------------------------------------------------------
 
 
-def _fail(field: str, message: str, hint: str) -> InvalidJourney:
-    return InvalidJourney(message, field=field, hint=hint)
+def _fail(field: str, message: str, hint: str, message_id: str, **params: Any) -> InvalidJourney:
+    """The error at `field`; `message_id` and `params` let the console say it in the user's
+    language (`err_<message_id>`, `errhint_<message_id>`)."""
+    return InvalidJourney(message, field=field, hint=hint, message_id=message_id, params=params)
 
 
 def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str, hint: str) -> None:
@@ -264,7 +283,15 @@ def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str, hint: str) 
     if unknown:
         path = f"{where}.{unknown[0]}" if where else unknown[0]
         place = where or "the journey"
-        raise _fail(path, f"Unknown key {unknown[0]!r} in {place}.", hint)
+        raise _fail(
+            path,
+            f"Unknown key {unknown[0]!r} in {place}.",
+            hint,
+            "jd_unknown_key" if where else "jd_unknown_top_key",
+            key=unknown[0],
+            place=where,
+            known=", ".join(sorted(known)),
+        )
 
 
 def _name(raw: Any, key: str) -> Mapping[str, str]:
@@ -278,7 +305,12 @@ def _name(raw: Any, key: str) -> Mapping[str, str]:
         and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in raw.items())
     ):
         return {k: v.strip() for k, v in raw.items()}
-    raise _fail("name", "name must be text, or {en: ..., fi: ...}.", "Write name: Win-back.")
+    raise _fail(
+        "name",
+        "name must be text, or {en: ..., fi: ...}.",
+        "Write name: Win-back.",
+        "jd_bad_name",
+    )
 
 
 def _events(raw: Any, where: str) -> tuple[str, ...]:
@@ -292,6 +324,8 @@ def _events(raw: Any, where: str) -> tuple[str, ...]:
             where,
             f"{where} must name an event, or a list of them.",
             "Write event: Order Completed (or page, screen, identify).",
+            "jd_bad_events",
+            where=where,
         )
     return tuple(n.strip() for n in names)
 
@@ -300,7 +334,13 @@ def _match(raw: Any, where: str) -> EventMatch:
     if isinstance(raw, str):
         return EventMatch((raw,))
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"{where} must say which event.", "Write {event: Order Completed}.")
+        raise _fail(
+            where,
+            f"{where} must say which event.",
+            "Write {event: Order Completed}.",
+            "jd_no_event",
+            where=where,
+        )
     return EventMatch(
         _events(raw.get("event"), f"{where}.event"),
         parse_conditions(raw.get("where"), f"{where}.where"),
@@ -313,6 +353,7 @@ def _trigger(raw: Any) -> Trigger:
             "trigger",
             "A journey needs a trigger.",
             "Write trigger: {event: Product Added} (or signal, segment, date, stock).",
+            "jd_no_trigger",
         )
     kinds = [k for k in TRIGGER_KINDS if k in raw]
     _no_unknown(
@@ -327,6 +368,9 @@ def _trigger(raw: Any) -> Trigger:
             f"A trigger has exactly one of {', '.join(TRIGGER_KINDS)}; found "
             f"{', '.join(kinds) or 'none'}.",
             "Keep one kind per journey; make a second journey for another trigger.",
+            "jd_trigger_kinds",
+            kinds=", ".join(TRIGGER_KINDS),
+            found=", ".join(kinds) or "-",
         )
     kind = kinds[0]
     body = raw[kind]
@@ -343,13 +387,20 @@ def _trigger(raw: Any) -> Trigger:
         )
         signal_kind = spec.get("kind")
         if signal_kind is not None and not isinstance(signal_kind, str):
-            raise _fail("trigger.signal.kind", "kind must be text.", "Write kind: idle_cart.")
+            raise _fail(
+                "trigger.signal.kind",
+                "kind must be text.",
+                "Write kind: idle_cart.",
+                "jd_bad_signal_kind",
+            )
         score = spec.get("min_score", 0.0)
         if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
             raise _fail(
                 "trigger.signal.min_score",
                 f"min_score {score!r} is not between 0 and 1.",
                 "Write min_score: 0.5.",
+                "jd_bad_min_score",
+                score=repr(score),
             )
         return Trigger("signal", signal_kind=signal_kind, min_score=float(score), where=where)
     if kind == "segment":
@@ -358,6 +409,8 @@ def _trigger(raw: Any) -> Trigger:
                 "trigger.segment",
                 f"segment {body!r} is not a segment key.",
                 "Name a saved segment, e.g. segment: lapsing.",
+                "jd_bad_segment",
+                segment=repr(body),
             )
         return Trigger("segment", segment=body, where=where)
     if kind == "date":
@@ -376,6 +429,7 @@ def _trigger(raw: Any) -> Trigger:
                 "trigger.date.trait",
                 "A date trigger names the trait holding the date.",
                 "Write date: {trait: birthday} or date: {anniversary: first_order}.",
+                "jd_no_date_trait",
             )
         before = spec.get("days_before", 0)
         if isinstance(before, bool) or not isinstance(before, int) or not 0 <= before <= 60:
@@ -383,6 +437,8 @@ def _trigger(raw: Any) -> Trigger:
                 "trigger.date.days_before",
                 f"days_before {before!r} is not a whole number of days from 0 to 60.",
                 "Write days_before: 0.",
+                "jd_bad_days_before",
+                days=repr(before),
             )
         return Trigger("date", date_trait=trait.strip(), days_before=before, where=where)
     if body not in STOCK_TRIGGERS:
@@ -390,6 +446,9 @@ def _trigger(raw: Any) -> Trigger:
             "trigger.stock",
             f"stock trigger {body!r} is not known.",
             f"Use one of {', '.join(STOCK_TRIGGERS)}.",
+            "jd_bad_stock_trigger",
+            trigger=repr(body),
+            triggers=", ".join(STOCK_TRIGGERS),
         )
     return Trigger("stock", stock=str(body), where=where)
 
@@ -398,7 +457,12 @@ def _entry(raw: Any) -> Entry:
     if raw is None:
         return Entry()
     if not isinstance(raw, Mapping):
-        raise _fail("entry", "entry must be a mapping.", "Write entry: {re_entry: never}.")
+        raise _fail(
+            "entry",
+            "entry must be a mapping.",
+            "Write entry: {re_entry: never}.",
+            "jd_bad_entry",
+        )
     _no_unknown(
         raw,
         {"re_entry", "control", "max_event_age"},
@@ -417,6 +481,8 @@ def _entry(raw: Any) -> Entry:
             "entry.control",
             f"control {control!r} is not a percentage from 0 to 99.",
             "Write control: 10 to keep one entrant in ten as the control group.",
+            "jd_bad_control",
+            control=repr(control),
         )
     age = parse_duration(raw.get("max_event_age", "1d"), "entry.max_event_age")
     return Entry(re_entry=re_entry, control=float(control), max_event_age_ms=age)
@@ -433,7 +499,12 @@ def _goal(raw: Any) -> Goal | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _fail("goal", "goal must be a mapping.", "Write goal: {event: Order Completed}.")
+        raise _fail(
+            "goal",
+            "goal must be a mapping.",
+            "Write goal: {event: Order Completed}.",
+            "jd_bad_goal",
+        )
     _no_unknown(raw, {"event", "where", "within"}, "goal", "goal has event, where and within.")
     match = _match({k: v for k, v in raw.items() if k != "within"}, "goal")
     return Goal(match, parse_duration(raw.get("within", "7d"), "goal.within"))
@@ -442,7 +513,10 @@ def _goal(raw: Any) -> Goal | None:
 def _steps(raw: Any, templates: TemplateCheck | None) -> tuple[Step, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail(
-            "steps", "A journey needs a list of steps.", "Write steps: - {id: wait, wait: 1h}."
+            "steps",
+            "A journey needs a list of steps.",
+            "Write steps: - {id: wait, wait: 1h}.",
+            "jd_no_steps",
         )
     steps: list[Step] = []
     seen: set[str] = set()
@@ -452,6 +526,8 @@ def _steps(raw: Any, templates: TemplateCheck | None) -> tuple[Step, ...]:
                 f"steps[{index}]",
                 f"Step {index} is not a mapping.",
                 "Write - {id: remind, send: email, template: abandoned_cart}.",
+                "jd_step_not_mapping",
+                index=index,
             )
         step_id = item.get("id")
         if not isinstance(step_id, str) or not _ID.match(step_id) or step_id == END:
@@ -459,11 +535,18 @@ def _steps(raw: Any, templates: TemplateCheck | None) -> tuple[Step, ...]:
                 f"steps[{index}].id",
                 f"Step {index} has no usable id ({step_id!r}).",
                 "Give each step an id of letters, digits, dashes or dots (not 'end').",
+                "jd_bad_step_id",
+                index=index,
+                id=repr(step_id),
             )
         where = f"steps[{index}:{step_id}]"
         if step_id in seen:
             raise _fail(
-                f"{where}.id", f"Two steps are called {step_id!r}.", "Give each step its own id."
+                f"{where}.id",
+                f"Two steps are called {step_id!r}.",
+                "Give each step its own id.",
+                "jd_duplicate_step",
+                id=step_id,
             )
         seen.add(step_id)
         steps.append(_step(item, step_id, where, templates))
@@ -474,7 +557,13 @@ def _target(raw: Any, where: str) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str) or not raw:
-        raise _fail(where, f"{where} must name a step.", "Write the id of a step, or end.")
+        raise _fail(
+            where,
+            f"{where} must name a step.",
+            "Write the id of a step, or end.",
+            "jd_bad_target",
+            where=where,
+        )
     return raw
 
 
@@ -488,6 +577,10 @@ def _step(
             f"Step {step_id!r} has {', '.join(kinds) or 'none'} of {', '.join(_STEP_KINDS)}; "
             "it needs exactly one.",
             "Split it into one step per thing it does.",
+            "jd_step_kinds",
+            id=step_id,
+            found=", ".join(kinds) or "-",
+            kinds=", ".join(_STEP_KINDS),
         )
     kind = kinds[0]
     nxt = _target(raw.get("next"), f"{where}.next")
@@ -508,6 +601,8 @@ def _step(
                 f"{where}.wait_until",
                 f"{text!r} is not a time of day.",
                 'Write wait_until: "09:30" (24-hour clock, quoted).',
+                "jd_bad_time_of_day",
+                time=repr(text),
             )
         return WaitUntil(step_id, int(found.group(1)), int(found.group(2)), nxt)
     if kind == "wait_for":
@@ -523,6 +618,7 @@ def _step(
                 f"{where}.wait_for",
                 "wait_for needs an event and a timeout.",
                 "Write wait_for: {event: Order Completed, timeout: 2d}.",
+                "jd_bad_wait_for",
             )
         _no_unknown(
             spec,
@@ -535,6 +631,7 @@ def _step(
                 f"{where}.wait_for.timeout",
                 "wait_for needs a timeout.",
                 "Write timeout: 2d (a wait must end).",
+                "jd_no_timeout",
             )
         return WaitFor(
             step_id,
@@ -557,6 +654,7 @@ def _step(
                 f"{where}.if",
                 "if needs at least one condition.",
                 "Write if: [{field: cart.value, op: gt, value: 0}].",
+                "jd_empty_if",
             )
         return Branch(
             step_id,
@@ -577,12 +675,18 @@ def _branches(raw: Any, where: str) -> tuple[tuple[float, str], ...]:
             where,
             "split needs two or more branches.",
             "Write split: [{weight: 50, next: a}, {weight: 50, next: end}].",
+            "jd_few_branches",
         )
     branches: list[tuple[float, str]] = []
     for i, item in enumerate(raw):
         here = f"{where}[{i}]"
         if not isinstance(item, Mapping):
-            raise _fail(here, "A branch is {weight, next}.", "Write {weight: 50, next: a}.")
+            raise _fail(
+                here,
+                "A branch is {weight, next}.",
+                "Write {weight: 50, next: a}.",
+                "jd_bad_branch",
+            )
         _no_unknown(item, {"weight", "next"}, here, "A branch has weight and next.")
         weight = item.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
@@ -590,10 +694,17 @@ def _branches(raw: Any, where: str) -> tuple[tuple[float, str], ...]:
                 f"{here}.weight",
                 f"weight {weight!r} is not a positive number.",
                 "Write weight: 50.",
+                "jd_bad_weight",
+                weight=repr(weight),
             )
         target = _target(item.get("next"), f"{here}.next")
         if target is None:
-            raise _fail(f"{here}.next", "A branch needs next.", "Name a step, or end.")
+            raise _fail(
+                f"{here}.next",
+                "A branch needs next.",
+                "Name a step, or end.",
+                "jd_branch_no_next",
+            )
         branches.append((float(weight), target))
     return tuple(branches)
 
@@ -622,6 +733,9 @@ def _send(
             f"{where}.send",
             f"send {kind!r} is not an action.",
             f"Use one of {', '.join(SEND_KINDS)}.",
+            "jd_bad_send",
+            send=repr(kind),
+            sends=", ".join(SEND_KINDS),
         )
     allowed = _SEND_OPTIONS[kind]
     _no_unknown(
@@ -637,13 +751,17 @@ def _send(
             f"{where}.purpose",
             "purpose must name a consent purpose.",
             "Write purpose: marketing (or transactional).",
+            "jd_bad_purpose",
         )
     template: str | Mapping[str, Any] | None = None
     if kind in MESSAGE_KINDS:
         template = raw.get("content", raw.get("template"))
         if "content" in raw and "template" in raw:
             raise _fail(
-                f"{where}.content", "Give template or content, not both.", "Keep one of them."
+                f"{where}.content",
+                "Give template or content, not both.",
+                "Keep one of them.",
+                "jd_template_and_content",
             )
         if kind == "webhook":
             url = raw.get("url")
@@ -652,6 +770,8 @@ def _send(
                     f"{where}.url",
                     f"url {url!r} is not an http(s) URL.",
                     "Write url: https://crm.example.com/hooks/polku.",
+                    "jd_bad_url",
+                    url=repr(url),
                 )
             secret = raw.get("secret")
             if not isinstance(secret, str) or len(secret) < 16:
@@ -660,12 +780,15 @@ def _send(
                     "A webhook step needs its own signing secret of 16 characters or more.",
                     "Write secret: a long random string the receiver also knows (it checks "
                     "the Polku-Signature header with it).",
+                    "jd_no_secret",
                 )
         elif template is None:
             raise _fail(
                 f"{where}.template",
                 f"A {kind} step needs a template or content.",
                 "Write template: abandoned_cart, or content: {en: {...}, fi: {...}}.",
+                "jd_no_template",
+                kind=kind,
             )
         if template is not None:
             if not isinstance(template, str | Mapping):
@@ -673,6 +796,7 @@ def _send(
                     f"{where}.template",
                     "template must be a name or content.",
                     "Write template: abandoned_cart.",
+                    "jd_bad_template",
                 )
             if templates is not None:
                 part_name = "content" if "content" in raw else "template"
@@ -682,6 +806,8 @@ def _send(
                         f"{where}.{part_name}{suffix}",
                         problem,
                         "Fix the template text, or name a shipped template.",
+                        "jd_template_problem",
+                        problem=problem,
                     )
     elif kind == "alert":
         queue = raw.get("queue", "agent")
@@ -690,6 +816,8 @@ def _send(
                 f"{where}.queue",
                 f"queue {queue!r} is not agent or store.",
                 "Write queue: store (the person's store) or queue: agent.",
+                "jd_bad_queue",
+                queue=repr(queue),
             )
         options["queue"] = queue
     elif kind == "trait":
@@ -699,6 +827,7 @@ def _send(
                 f"{where}.traits",
                 "send: trait needs the traits to set.",
                 "Write traits: {vip: true}.",
+                "jd_no_traits",
             )
     else:
         _money(raw, kind, where)
@@ -717,6 +846,8 @@ def _money(raw: Mapping[str, Any], kind: str, where: str) -> None:
                 f"{where}.percent",
                 f"percent {percent!r} is not from 1 to 100.",
                 "Write percent: 15.",
+                "jd_bad_percent",
+                percent=repr(percent),
             )
     elif "amount" in raw:
         amount = raw["amount"]
@@ -725,6 +856,8 @@ def _money(raw: Mapping[str, Any], kind: str, where: str) -> None:
                 f"{where}.amount",
                 f"amount {amount!r} is not a positive number.",
                 "Write amount: 10 (in the currency's units) and currency: EUR.",
+                "jd_bad_amount",
+                amount=repr(amount),
             )
     else:
         raise _fail(
@@ -732,11 +865,17 @@ def _money(raw: Mapping[str, Any], kind: str, where: str) -> None:
             f"send: {kind} needs an amount" + (" or a percent." if kind == "coupon" else "."),
             "Write amount: 10 and currency: EUR"
             + (", or percent: 15." if kind == "coupon" else "."),
+            "jd_no_amount_or_percent" if kind == "coupon" else "jd_no_amount",
+            kind=kind,
         )
     days = raw.get("valid_days", 30)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
         raise _fail(
-            f"{where}.valid_days", f"valid_days {days!r} is not 1 to 3650.", "Write valid_days: 30."
+            f"{where}.valid_days",
+            f"valid_days {days!r} is not 1 to 3650.",
+            "Write valid_days: 30.",
+            "jd_bad_valid_days",
+            days=repr(days),
         )
 
 
@@ -751,6 +890,10 @@ def _check_graph(journey: Journey) -> None:
                     where,
                     f"Step {step.id!r} goes to {target!r}, which is no step.",
                     f"Use one of {', '.join(sorted(ids))}, or end.",
+                    "jd_no_such_target",
+                    id=step.id,
+                    target=target,
+                    ids=", ".join(sorted(ids)),
                 )
     reached: set[str] = set()
     todo = [journey.first]
@@ -766,6 +909,8 @@ def _check_graph(journey: Journey) -> None:
                 f"steps[{positions[step.id]}:{step.id}]",
                 f"No step leads to {step.id!r}.",
                 "Point a next, then, else or branch at it, or remove it.",
+                "jd_unreachable",
+                id=step.id,
             )
     # A loop that never waits would run forever within one event.
     instant = {s.id for s in journey.steps if not isinstance(s, Wait | WaitUntil | WaitFor)}
@@ -780,6 +925,8 @@ def _check_graph(journey: Journey) -> None:
                         f"steps[{positions[target]}:{target}]",
                         f"Steps loop back to {target!r} without a wait.",
                         "Add a wait step to the loop, or end it.",
+                        "jd_loop_without_wait",
+                        id=target,
                     )
                 if target not in state:
                     visit(target)
