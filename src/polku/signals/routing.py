@@ -37,8 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, text
 
 from polku.commerce.locations.geo import locate_postal_code
 from polku.commerce.locations.hours import opening_statuses
@@ -289,12 +288,14 @@ def config_body(config: RoutingConfig) -> dict[str, Any]:
 
 def config_of(conn: Connection, workspace_id: str) -> RoutingConfig:
     """The workspace's stored routing config, or `DEFAULT_CONFIG`."""
-    raw = conn.execute(
-        select(routing_configs.c.config).where(routing_configs.c.workspace_id == workspace_id)
-    ).scalar()
-    if raw is None:
+    found = fetch_rows(
+        conn,
+        f"SELECT config FROM {routing_configs.name} WHERE workspace_id = ?",
+        (workspace_id,),
+    )
+    if not found:
         return DEFAULT_CONFIG
-    return parse_config(orjson.loads(raw))
+    return parse_config(orjson.loads(found[0][0]))
 
 
 # -- deciding --------------------------------------------------------------------------------
@@ -437,17 +438,21 @@ def decide(
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 def _endpoints(conn: Connection, workspace_id: str) -> list[tuple[str, frozenset[str]]]:
-    rows = conn.execute(
-        select(webhooks.c.endpoint_id, webhooks.c.queues).where(
-            webhooks.c.workspace_id == workspace_id, webhooks.c.active.is_(True)
-        )
-    ).all()
-    return [(row.endpoint_id, frozenset(orjson.loads(row.queues))) for row in rows]
+    rows = fetch_rows(
+        conn,
+        f"SELECT endpoint_id, queues FROM {webhooks.name} WHERE workspace_id = ? AND active = ?",
+        (workspace_id, True),
+    )
+    return [(row[0], frozenset(orjson.loads(row[1]))) for row in rows]
+
+
+_INSERT_SIGNAL: Final = (
+    "INSERT INTO signals (workspace_id, profile_id, kind, score, products, channel, "
+    'session_id, reasons, details, event_id, "offset", at, dedupe_key, status, created_at) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (workspace_id, dedupe_key) DO NOTHING RETURNING id"
+)
 
 
 def route(conn: Connection, candidates: Sequence[Candidate], *, to: str | None = None) -> None:
@@ -460,7 +465,6 @@ def route(conn: Connection, candidates: Sequence[Candidate], *, to: str | None =
     step names its queue itself."""
     if not candidates:
         return
-    insert = _insert(conn)
     now = int(time.time() * 1000)
     configs: dict[str, RoutingConfig] = {}
     hooks: dict[str, list[tuple[str, frozenset[str]]]] = {}
@@ -470,36 +474,35 @@ def route(conn: Connection, candidates: Sequence[Candidate], *, to: str | None =
         config = configs.get(ws)
         if config is None:
             config = configs[ws] = config_of(conn, ws)
-        row = conn.execute(
-            insert(signals)
-            .values(
-                workspace_id=ws,
-                profile_id=candidate.profile_id,
-                kind=candidate.kind,
-                score=float(candidate.score),
-                products=orjson.dumps(list(candidate.products)).decode(),
-                channel=candidate.channel,
-                session_id=candidate.session_id,
-                reasons=orjson.dumps(
+        inserted = fetch_rows(
+            conn,
+            _INSERT_SIGNAL,
+            (
+                ws,
+                candidate.profile_id,
+                candidate.kind,
+                float(candidate.score),
+                orjson.dumps(list(candidate.products)).decode(),
+                candidate.channel,
+                candidate.session_id,
+                orjson.dumps(
                     [
                         {"code": r.code, "en": r.en, "fi": r.fi, "weight": r.weight}
                         for r in candidate.reasons
                     ]
                 ).decode(),
-                details=orjson.dumps(candidate.details, default=str).decode(),
-                event_id=candidate.event_id,
-                offset=candidate.offset,
-                at=candidate.at_ms,
-                dedupe_key=candidate.dedupe_key,
-                status="open",
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["workspace_id", "dedupe_key"])
-            .returning(signals.c.id)
-        ).first()
-        if row is None:
+                orjson.dumps(candidate.details, default=str).decode(),
+                candidate.event_id,
+                candidate.offset,
+                candidate.at_ms,
+                candidate.dedupe_key,
+                "open",
+                now,
+            ),
+        )
+        if not inserted:
             continue  # routed before: a redelivery, a replay, or another worker
-        signal_id = int(row[0])
+        signal_id = int(inserted[0][0])
         wrote = True
         if to is None:
             queues, store = decide(conn, candidate, config)
