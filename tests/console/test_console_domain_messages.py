@@ -294,7 +294,11 @@ def test_an_un_merge_undone_already_is_a_409_in_finnish_with_a_finnish_date(
     anna_id = profile_of_email(polku, "anna.virtanen@koti.fi")
     [merge] = merges_of(polku, anna_id)
     agent = signed_in(polku, user(polku, "eero@shop.example", "agent", locale="fi"))
-    token = csrf_of(agent.get(f"/console/customers/{anna_id}").text)
+    page = agent.get(f"/console/customers/{anna_id}")
+    ledger = shown(page).split('id="h-identities"')[1].split("</section>")[0]
+    assert "samassa tapahtumassa kuului molemmille profiileille" in ledger
+    assert "belongs to both profiles" not in ledger
+    token = csrf_of(page.text)
     action = f"/console/customers/{anna_id}/merges/{merge['merge_id']}/unmerge"
     done = agent.post(action, data={"csrf_token": token}, follow_redirects=False)
     assert done.status_code == 303, done.text

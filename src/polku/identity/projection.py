@@ -45,6 +45,7 @@ from sqlalchemy import (
 
 from polku.events import INTERNAL_PREFIX, LoggedEvent
 from polku.identity.identifiers import IdentityConfig, extract, identifier_keys
+from polku.identity.queries import merge_reason
 from polku.identity.tables import event_profiles, identifiers, merge_blocks, merges, profile_ids
 from polku.log.tables import log_events
 from polku.pipeline.consumer import Apply
@@ -410,7 +411,7 @@ class _Chunk:
             "loser_id": loser,
             "evidence_offset": event.offset,
             "evidence_message_id": event.message_id,
-            "reason": f"{via[0]} {via[1]!r} on this event belongs to both profiles",
+            "reason": merge_reason(via[0], via[1]),
             "identifiers": orjson.dumps(listing).decode(),
             "merged_at": event.timestamp,
         }

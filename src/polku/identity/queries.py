@@ -6,6 +6,7 @@ Every function is scoped to one workspace: an id from another workspace reads as
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,12 +25,35 @@ __all__ = [
     "event_carrier",
     "event_profile",
     "get_merge",
+    "merge_evidence",
     "merge_ledger",
+    "merge_reason",
     "profile_identifiers",
     "require_merge",
     "resolve_profile",
     "unknown_profile",
 ]
+
+
+_MERGE_REASON_TAIL: Final = " on this event belongs to both profiles"
+
+
+def merge_reason(kind: str, value: str) -> str:
+    """The merge ledger's reason for a merge on a shared identifier (English, stored)."""
+    return f"{kind} {value!r}{_MERGE_REASON_TAIL}"
+
+
+def merge_evidence(reason: str) -> tuple[str, str] | None:
+    """The identifier (type, value) a reason of `merge_reason` names, so a reader can say it
+    in another language; None for any other reason."""
+    if not reason.endswith(_MERGE_REASON_TAIL):
+        return None
+    kind, _, quoted = reason[: -len(_MERGE_REASON_TAIL)].partition(" ")
+    try:
+        value = ast.literal_eval(quoted)
+    except (ValueError, SyntaxError):
+        return None
+    return (kind, value) if kind and isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +84,11 @@ class MergeEntry:
     @property
     def undone(self) -> bool:
         return self.undone_at is not None
+
+    @property
+    def evidence(self) -> tuple[str, str] | None:
+        """The shared identifier (type, value) the reason names, if it names one."""
+        return merge_evidence(self.reason)
 
 
 def _entry(row: Any) -> MergeEntry:
