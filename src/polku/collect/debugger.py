@@ -3,8 +3,8 @@ each filtered by source in SQL and paged by a cursor (the log offset, the dead l
 one rejection in full with the body as it was received, and a marker that changes when
 either list grows (the live list's stream compares it once a second).
 
-The `/v1/debugger/*` API reads the same tables through `queries.recent_events` and
-`deadletters.list_rejections`; this module adds the console's filters without changing them.
+Accepted events are `queries.recent_events` (with its source filter); this module adds the
+rejections with the console's filters and the marker.
 """
 
 from __future__ import annotations
@@ -13,58 +13,13 @@ import contextlib
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, select
-from sqlalchemy.sql.schema import Column
+from sqlalchemy import Connection, select
 
+from polku.collect.queries import newest_first_of
 from polku.collect.tables import dead_letters
-from polku.events import to_iso
 from polku.log.tables import log_events
 
-__all__ = ["accepted_events", "debugger_marker", "rejection", "rejections"]
-
-
-def _of(conn: Connection, column: Column[str], workspace_id: str) -> ColumnElement[bool]:
-    """`column` equals `workspace_id`. On SQLite the column is compared as `column || ''`,
-    which keeps the planner off the workspace's index: with it, SQLite would read and sort
-    every row of the workspace to find the newest 50; without it, it walks the primary key
-    from the newest row and stops at the limit. PostgreSQL chooses well by itself."""
-    if conn.dialect.name == "sqlite":
-        return column.concat("") == workspace_id
-    return column == workspace_id
-
-
-def accepted_events(
-    conn: Connection,
-    workspace_id: str,
-    *,
-    source_id: str | None = None,
-    before_offset: int | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """The workspace's events in the log, newest first, only `source_id`'s when given and
-    only those older than `before_offset` when given; shaped as `recent_events` shapes them."""
-    query = (
-        select(log_events)
-        .where(_of(conn, log_events.c.workspace_id, workspace_id))
-        .order_by(log_events.c.offset.desc())
-        .limit(limit)
-    )
-    if source_id is not None:
-        query = query.where(log_events.c.source_id == source_id)
-    if before_offset is not None:
-        query = query.where(log_events.c.offset < before_offset)
-    return [
-        {
-            "offset": r.offset,
-            "messageId": r.message_id,
-            "sourceId": r.source_id,
-            "type": r.type,
-            "event": r.event,
-            "receivedAt": to_iso(r.received_at),
-            "message": orjson.loads(r.payload),
-        }
-        for r in conn.execute(query)
-    ]
+__all__ = ["debugger_marker", "rejection", "rejections"]
 
 
 _LISTED = (
@@ -93,7 +48,7 @@ def rejections(
     write key belong to no workspace and are not among them."""
     query = (
         select(*_LISTED)
-        .where(_of(conn, dead_letters.c.workspace_id, workspace_id))
+        .where(newest_first_of(conn, dead_letters.c.workspace_id, workspace_id))
         .order_by(dead_letters.c.id.desc())
         .limit(limit)
     )
@@ -130,13 +85,13 @@ def debugger_marker(conn: Connection, workspace_id: str) -> str:
     walk the tables' primary keys from the newest row."""
     offset = conn.execute(
         select(log_events.c.offset)
-        .where(_of(conn, log_events.c.workspace_id, workspace_id))
+        .where(newest_first_of(conn, log_events.c.workspace_id, workspace_id))
         .order_by(log_events.c.offset.desc())
         .limit(1)
     ).scalar()
     rejected = conn.execute(
         select(dead_letters.c.id)
-        .where(_of(conn, dead_letters.c.workspace_id, workspace_id))
+        .where(newest_first_of(conn, dead_letters.c.workspace_id, workspace_id))
         .order_by(dead_letters.c.id.desc())
         .limit(1)
     ).scalar()

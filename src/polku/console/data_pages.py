@@ -33,6 +33,7 @@ from polku.channels.base import Message
 from polku.channels.email import EmailChannel
 from polku.channels.sms import SmsChannel
 from polku.collect import debugger as debugger_queries
+from polku.collect.queries import recent_events
 from polku.console import actions as console_actions
 from polku.console import queries as console_queries
 from polku.console.i18n import explain, text
@@ -140,7 +141,7 @@ def _debugger(request: Request, viewer: Viewer, filters: Filters) -> dict[str, A
     rejected: list[dict[str, Any]] = []
     with translate_errors("reading the events"), runtime(request).engine.connect() as conn:
         if filters.kind != "rejected":
-            events = debugger_queries.accepted_events(
+            events = recent_events(
                 conn, workspace, source_id=source, before_offset=filters.before, limit=LIMIT + 1
             )
         if filters.kind != "accepted":
@@ -303,10 +304,7 @@ def event_detail(request: Request, offset: str) -> Response:
         message = text(locale_of(request, viewer), "data_no_event", offset=offset[:40])
         return refused(request, viewer, 404, message)
     with translate_errors("reading the event"), runtime(request).engine.connect() as conn:
-        # Not `recent_events`: on SQLite its plain workspace filter sorts the whole log.
-        found = debugger_queries.accepted_events(
-            conn, workspace, before_offset=int(offset) + 1, limit=1
-        )
+        found = recent_events(conn, workspace, before_offset=int(offset) + 1, limit=1)
     if not found or found[0]["offset"] != int(offset):
         message = text(locale_of(request, viewer), "data_no_event", offset=offset)
         return refused(request, viewer, 404, message)
