@@ -342,7 +342,7 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
         )
     )
     _stock_check(console, "Anna Korhonen")
-    _until("the first signal", lambda: len(_signals(console)) == 1)
+    [earlier] = _until("the first signal", lambda: _signals(console))
     clerk = console.user("aino@kamppi.example", "store_staff", STORE)
 
     page = _sign_in(console, clerk)
@@ -358,7 +358,10 @@ def test_a_store_clerk_claims_a_signal_and_records_an_outcome_by_keyboard(
     # main, and the new signal is announced.
     _stock_check(console, "Ville Nieminen")
     expect(page.locator("li.signal")).to_have_count(2, timeout=30_000)
-    expect(page.locator("#announcer")).to_contain_text("Signal #")
+    arrived = {c.get_attribute("data-signal") for c in page.locator("li.signal").all()}
+    [fresh] = arrived - {str(earlier["id"])}
+    expect(page.locator("#announcer")).to_contain_text(f"Signal #{fresh} · stock_check_near_home")
+    expect(page.locator("#announcer")).not_to_contain_text(f"Signal #{earlier['id']}")
     # Read out once: by the announcer, not again as the whole list's new content.
     assert page.locator("#signal-list").get_attribute("aria-live") is None
     assert _focused(page)["id"] == "main"
@@ -524,6 +527,7 @@ def test_a_marketer_edits_a_journey_and_lands_on_the_validation_error_by_keyboar
     console.shoot(page, "keyboard-journey-editor-tablet")
     assert _press(page, "Tab")["id"] == "document"
     assert console.api("GET", "/v1/journeys/abandoned-cart").json()["version"] == 1
+    _no_trap(page)
 
 
 def test_an_admin_creates_a_write_key_by_keyboard(console: Console) -> None:
