@@ -43,7 +43,7 @@ def test_the_report_counts_the_viewers_queues(polku: Polku) -> None:
     assert "In all: 2 signals, 0 conversions (0.0%), 1 sold." in text
     assert text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
     assert "Store hki-kamppi: 2" in text and "tre-ratina" not in text
-    assert "purchase_intent: 2" in text
+    assert "Purchase intent: 2" in text and "purchase_intent:" not in text
     by_queue = text.split('data-testid="by-queue"')[1].split("</table>")[0]
     assert '<th scope="row">Store hki-kamppi</th>' in by_queue
     assert by_queue.count('class="num">2<') == 1 and by_queue.count('class="num">1<') == 1
@@ -53,6 +53,7 @@ def test_the_report_counts_the_viewers_queues(polku: Polku) -> None:
     assert "In all: 3 signals" in everything and "Store tre-ratina: 1" in everything
     finnish = shown(clerk.get("/console/signals/report", headers={"Accept-Language": "fi"}))
     assert "Yhteensä: 2 signaalia, 0 konversiota (0,0\u00a0%), 1 myyty." in finnish
+    assert "Ostoaikomus: 2" in finnish
 
 
 def test_the_report_is_for_signal_workers_and_checks_its_input(polku: Polku) -> None:

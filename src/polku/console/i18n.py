@@ -50,6 +50,7 @@ __all__ = [
     "trace_reason",
     "trace_step",
     "verdict",
+    "word",
 ]
 
 LOCALES: Final = ("fi", "en")
@@ -205,7 +206,7 @@ def plural(locale: str, key: str, count: int, **values: object) -> str:
     return text(locale, key + form, count=format_number(locale, count), **values)
 
 
-def _word(locale: str, prefix: str, value: object) -> str:
+def word(locale: str, prefix: str, value: object) -> str:
     """The catalogue's word `prefix + value` in `locale`, else the value as it is (a step's
     or a branch's own name)."""
     key = f"{prefix}{value}"
@@ -223,12 +224,12 @@ def trace_reason(locale: str, reason: object, detail: Mapping[str, Any] | None =
     until = (detail or {}).get("until")
     if value == "quiet_hours" and isinstance(until, int) and not isinstance(until, bool):
         return text(locale, "trace_reason_quiet_hours_until", until=format_time(locale, until))
-    return _word(locale, "trace_reason_", value)
+    return word(locale, "trace_reason_", value)
 
 
 def trace_kind(locale: str, decision: Mapping[str, Any]) -> str:
     """What a decision of a journey's trace was about (entry, wait, send ...) in `locale`."""
-    return _word(locale, "trace_kind_", decision.get("kind", ""))
+    return word(locale, "trace_kind_", decision.get("kind", ""))
 
 
 def trace_outcome(locale: str, decision: Mapping[str, Any]) -> str:
@@ -237,7 +238,7 @@ def trace_outcome(locale: str, decision: Mapping[str, Any]) -> str:
     detail = decision.get("detail") or {}
     if decision.get("kind") == "end":
         return trace_reason(locale, decision.get("outcome"))
-    outcome = _word(locale, "trace_outcome_", decision.get("outcome", ""))
+    outcome = word(locale, "trace_outcome_", decision.get("outcome", ""))
     reason = trace_reason(locale, detail.get("reason"), detail)
     return f"{outcome} ({reason})" if reason else outcome
 
@@ -249,12 +250,12 @@ def trace_step(locale: str, decision: Mapping[str, Any]) -> str:
 
 def channel_name(locale: str, channel: object) -> str:
     """A channel (email, sms, web ...) in `locale`, or its own name for a retailer's own."""
-    return _word(locale, "cust_channel_", channel)
+    return word(locale, "cust_channel_", channel)
 
 
 def send_status(locale: str, status: object) -> str:
     """A journey message's status (queued, held, sent, dropped, failed ...) in `locale`."""
-    return _word(locale, "trace_outcome_", status)
+    return word(locale, "trace_outcome_", status)
 
 
 def verdict(locale: str, explained: Mapping[str, Any]) -> str:
@@ -273,11 +274,11 @@ def verdict(locale: str, explained: Mapping[str, Any]) -> str:
         elif name == "reason":
             values[name] = trace_reason(locale, value)
         elif name in ("status", "outcome"):
-            values[name] = _word(locale, "trace_outcome_", value)
+            values[name] = word(locale, "trace_outcome_", value)
         elif name == "kind":
-            values[name] = _word(locale, "trace_kind_", value)
+            values[name] = word(locale, "trace_kind_", value)
         elif name == "waiting":
-            values[name] = _word(locale, "trace_waiting_", value)
+            values[name] = word(locale, "trace_waiting_", value)
         elif name == "events":
             values[name] = text(locale, "or_join").join(str(v) for v in value)
         elif name != "count":

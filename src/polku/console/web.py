@@ -38,6 +38,7 @@ from polku.console.i18n import (
     trace_reason,
     trace_step,
     verdict,
+    word,
 )
 from polku.console.queries import Viewer
 from polku.http import runtime
@@ -136,7 +137,8 @@ def render(
     """The template `name` in the viewer's language. Templates get `t` (a message), `tn`
     (a message with a count: singular or plural), `when` (a time), `day`, `number`,
     `percent`, `money`, a journey's `verdict`, `trace_step` (`trace_kind`, `trace_outcome`,
-    `trace_reason`), `send_status` and `channel_name`, and
+    `trace_reason`), `send_status`, `channel_name`, and `word` (a
+    stored code's word when the catalogue has one), and
     `charts`, all in that language, besides `context`."""
     locale = locale_of(request, viewer)
     areas = [(area, href) for area, href in NAV if viewer and roles.allows(viewer.user.role, area)]
@@ -152,6 +154,7 @@ def render(
             trace_outcome=functools.partial(trace_outcome, locale),
             trace_reason=functools.partial(trace_reason, locale),
             channel_name=functools.partial(channel_name, locale),
+            word=functools.partial(word, locale),
             send_status=functools.partial(send_status, locale),
             when=functools.partial(format_time, locale),
             day=functools.partial(format_day, locale),
