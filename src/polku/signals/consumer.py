@@ -41,7 +41,7 @@ from polku.signals.candidates import Candidate, Reason
 from polku.signals.features import PageBook, Snapshot, page_key, page_type, step
 from polku.signals.routing import route
 from polku.signals.rules import CART_EVENTS, Fired, Places, RuleBook, candidate, load_rules
-from polku.storage.bulk import fetch_in
+from polku.storage.bulk import fetch_in, fetch_rows
 
 __all__ = ["Scorer", "SignalsConsumer"]
 
@@ -135,14 +135,7 @@ class SignalsConsumer:
         *,
         shared: bool,
     ) -> Apply:
-        offsets = [e.offset for e in relevant]
-        owner: dict[int, str] = dict(
-            fetch_in(
-                conn,
-                'SELECT "offset", profile_id FROM identity_event_profiles WHERE "offset" IN (?*)',
-                offsets,
-            )
-        )
+        owner = _owners(conn, [e.offset for e in relevant])
         merges = _merges(conn, events)
         people = {(e.workspace_id, owner[e.offset]) for e in relevant if e.offset in owner}
         people |= {(ws, p) for ws, winner, loser in merges.values() for p in (winner, loser)}
@@ -342,15 +335,54 @@ class SignalsConsumer:
         return found
 
 
+def _owners(conn: Connection, offsets: Sequence[int]) -> dict[int, str]:
+    """Whose each event is (identity's record): offset -> profile. The offsets of a chunk
+    are usually (nearly) consecutive: then one range of the key, which SQLite walks in
+    order, instead of a lookup per offset."""
+    if _dense(offsets):
+        wanted = set(offsets)
+        rows = fetch_rows(
+            conn,
+            'SELECT "offset", profile_id FROM identity_event_profiles '
+            'WHERE "offset" BETWEEN ? AND ?',
+            (min(offsets), max(offsets)),
+        )
+        return {int(r[0]): r[1] for r in rows if r[0] in wanted}
+    return {
+        int(r[0]): r[1]
+        for r in fetch_in(
+            conn,
+            'SELECT "offset", profile_id FROM identity_event_profiles WHERE "offset" IN (?*)',
+            offsets,
+        )
+    }
+
+
+def _dense(offsets: Sequence[int]) -> bool:
+    """Whether a range from the lowest to the highest of `offsets` holds few others (a
+    partition's chunk of the production log can be spread among the other partitions')."""
+    return bool(offsets) and max(offsets) - min(offsets) < 2 * len(offsets)
+
+
 def _merges(conn: Connection, events: Sequence[LoggedEvent]) -> dict[int, tuple[str, str, str]]:
     """Merges recorded by the batch's events: evidence offset -> (workspace, winner, loser)."""
     offsets = [e.offset for e in events]
-    rows = fetch_in(
-        conn,
-        "SELECT evidence_offset, workspace_id, winner_id, loser_id FROM identity_merges "
-        "WHERE evidence_offset IN (?*)",
-        offsets,
-    )
+    if _dense(offsets):
+        wanted = set(offsets)
+        rows = fetch_rows(
+            conn,
+            "SELECT evidence_offset, workspace_id, winner_id, loser_id FROM identity_merges "
+            "WHERE evidence_offset BETWEEN ? AND ?",
+            (min(offsets), max(offsets)),
+        )
+        rows = [r for r in rows if r[0] in wanted]
+    else:
+        rows = fetch_in(
+            conn,
+            "SELECT evidence_offset, workspace_id, winner_id, loser_id FROM identity_merges "
+            "WHERE evidence_offset IN (?*)",
+            offsets,
+        )
     return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
 
 
