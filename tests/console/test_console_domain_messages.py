@@ -64,6 +64,7 @@ ERRORS = {
     "NotFound": "not_found",
     "Conflict": "conflict",
     "_fail": "invalid_journey",  # polku.journeys.definition's: (field, message, hint, id, **params)
+    "_Problem": "invalid_template",  # polku.journeys.content's: (message, id, **params)
 }
 
 
@@ -89,8 +90,13 @@ def _raised(path: str, only: set[str] | None) -> list[tuple[str, set[str], int]]
             if node.func.id == "_fail" and len(node.args) >= 4:
                 keywords["message_id"] = node.args[3]
                 params = {k.arg for k in node.keywords if k.arg is not None}
-            elif node.func.id == "_fail" or isinstance(keywords.get("message_id"), ast.Name):
-                continue  # _fail itself, which passes its caller's id and values on
+            elif node.func.id == "_Problem" and len(node.args) >= 2:
+                keywords["message_id"] = node.args[1]
+                params = {k.arg for k in node.keywords if k.arg is not None}
+            elif node.func.id == "_fail" or isinstance(
+                keywords.get("message_id"), ast.Name | ast.Call
+            ):
+                continue  # _fail, and the template check's problems: their own id and values
             if "params" in keywords:
                 given = keywords["params"]
                 assert isinstance(given, ast.Dict), f"{path}:{node.lineno}: params is not a dict"
@@ -353,6 +359,16 @@ def test_a_journey_document_that_cannot_be_saved_says_so_in_finnish(polku: Polku
     said = shown(broken)
     assert "Asiakirja ei ole kelvollista YAML- tai JSON-muotoa rivillä" in said
     assert 'data-testid="error-line"' in said and "not valid YAML" not in said
+    inline = FIXED.replace(
+        "    template: order_thanks", "    content:\n      en: {subjekt: Hei, text: Kiitos}"
+    )
+    part = client.post(
+        "/console/journeys/thanks/edit", data={"csrf_token": token, "document": inline}, headers=fi
+    )
+    assert part.status_code == 400
+    said = shown(part)
+    assert "Tuntematon osa ”subjekt”: käytä näitä:" in said
+    assert "Korjaa viestipohjan teksti" in said and "Unknown part" not in said
     english = client.post(
         "/console/journeys/thanks/edit",
         data={

@@ -149,6 +149,19 @@ def normal_locale(value: str | None) -> str:
     return "fi" if tag == "fi" or tag.startswith("fi-") else "en"
 
 
+class _Problem(str):
+    """A template's problem in English (the words `Content.check` gives), which also carries
+    the message id and values a translation needs (as `polku.errors.PolkuError` does)."""
+
+    message_id: str
+    params: dict[str, Any]
+
+    def __new__(cls, words: str, message_id: str, **params: Any) -> _Problem:
+        made = super().__new__(cls, words)
+        made.message_id, made.params = message_id, params
+        return made
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """One message ready for a channel: `subject` (email; empty otherwise), `text` (the
@@ -493,39 +506,87 @@ class Content:
             if not _NAME.fullmatch(template) or template not in self.names():
                 known = ", ".join(self.names())
                 return [
-                    ("", f"There is no shipped template {template[:80]!r}; use one of {known}.")
+                    (
+                        "",
+                        _Problem(
+                            f"There is no shipped template {template[:80]!r}; use one of {known}.",
+                            "tp_unknown",
+                            template=template[:80],
+                            known=known,
+                        ),
+                    )
                 ]
             # A shipped email text is too long for a text message: SMS needs its own part.
             wanted = ("sms",) if channel == "sms" else _NEEDS.get(channel or "", ())
             if wanted and all(self._file(template, DEFAULT_LOCALE, p) is None for p in wanted):
                 parts = " or ".join(wanted)
-                return [("", f"The template {template!r} has no {parts} part for {channel}.")]
+                words = f"The template {template!r} has no {parts} part for {channel}."
+                return [
+                    (
+                        "",
+                        _Problem(
+                            words,
+                            "tp_missing_part",
+                            template=template,
+                            parts="/".join(wanted),
+                            channel=channel,
+                        ),
+                    )
+                ]
             return []
         if not isinstance(template, Mapping):
-            return [("content", "content must be an object of languages, e.g. {en: {...}}.")]
+            words = "content must be an object of languages, e.g. {en: {...}}."
+            return [("content", _Problem(words, "tp_content_not_mapping"))]
         problems: list[tuple[str, str]] = []
         by_locale = self._inline_locales(template)
         if not by_locale:
-            return [("content", "content has no language: give en (and fi) with their parts.")]
+            words = "content has no language: give en (and fi) with their parts."
+            return [("content", _Problem(words, "tp_no_language"))]
         for locale, parts in by_locale.items():
             if not isinstance(parts, Mapping):
-                problems.append((locale, f"content.{locale} must be an object of parts."))
+                words = f"content.{locale} must be an object of parts."
+                problems.append((locale, _Problem(words, "tp_locale_not_mapping", locale=locale)))
                 continue
             for part, source in parts.items():
                 where = f"{locale}.{part}"
                 if part not in PARTS:
-                    problems.append((where, f"Unknown part {part!r}; use {', '.join(PARTS)}."))
+                    words = f"Unknown part {part!r}; use {', '.join(PARTS)}."
+                    known = ", ".join(PARTS)
+                    problems.append(
+                        (where, _Problem(words, "tp_unknown_part", part=str(part), known=known))
+                    )
                 elif not isinstance(source, str):
-                    problems.append((where, f"{where} must be text (a template)."))
+                    words = f"{where} must be text (a template)."
+                    problems.append((where, _Problem(words, "tp_part_not_text", where=where)))
                 else:
                     try:
                         self.env.parse(source)
                     except TemplateSyntaxError as exc:
-                        problems.append((where, f"line {exc.lineno}: {exc.message}"))
+                        words = f"line {exc.lineno}: {exc.message}"
+                        problems.append(
+                            (
+                                where,
+                                _Problem(
+                                    words, "tp_syntax", line=exc.lineno, error=exc.message or ""
+                                ),
+                            )
+                        )
             wanted = _NEEDS.get(channel or "", ("text", "sms", "html"))
             if not any(isinstance(parts.get(p), str) for p in wanted):
                 needed = " or ".join(wanted)
-                problems.append((locale, f"content.{locale} needs {needed} for {channel}."))
+                words = f"content.{locale} needs {needed} for {channel}."
+                problems.append(
+                    (
+                        locale,
+                        _Problem(
+                            words,
+                            "tp_needs_part",
+                            locale=locale,
+                            parts="/".join(wanted),
+                            channel=channel,
+                        ),
+                    )
+                )
         return problems
 
     @staticmethod

@@ -802,12 +802,13 @@ def _send(
                 part_name = "content" if "content" in raw else "template"
                 for part, problem in templates(template, kind):
                     suffix = f".{part}" if part else ""
-                    raise _fail(
-                        f"{where}.{part_name}{suffix}",
-                        problem,
-                        "Fix the template text, or name a shipped template.",
-                        "jd_template_problem",
-                        problem=problem,
+                    # The content module's problems carry their own message id and values.
+                    raise InvalidJourney(
+                        str(problem),
+                        field=f"{where}.{part_name}{suffix}",
+                        hint="Fix the template text, or name a shipped template.",
+                        message_id=getattr(problem, "message_id", "jd_template_problem"),
+                        params=getattr(problem, "params", {"problem": problem}),
                     )
     elif kind == "alert":
         queue = raw.get("queue", "agent")
