@@ -33,6 +33,7 @@ class Rejection:
     index: int | None = None  # position in the batch, None for a single-event request
     message_id: str | None = None
     payload: Any = None  # the rejected JSON value (or raw bytes when it did not parse)
+    hint: str | None = None  # what to do about it, when the error says
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -42,6 +43,8 @@ class Rejection:
             body["index"] = self.index
         if self.message_id is not None:
             body["messageId"] = self.message_id
+        if self.hint is not None:
+            body["hint"] = self.hint
         return body
 
 
@@ -97,6 +100,7 @@ def record_rejections(
                 "code": r.code[:64],
                 "field": _text(r.field, _MAX_FIELD),
                 "message": _text(r.message),
+                "hint": r.hint,
                 "payload": _payload_bytes(r.payload),
             }
             for r in rejections

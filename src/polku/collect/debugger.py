@@ -63,7 +63,7 @@ def rejection(conn: Connection, workspace_id: str, rejection_id: int) -> dict[st
     """One rejection of the workspace with its body: `body` is the text as received (cut at
     64 KB, card numbers masked), `parsed` the JSON value when the text parses (else None)."""
     row = conn.execute(
-        select(*_LISTED, dead_letters.c.payload).where(
+        select(*_LISTED, dead_letters.c.hint, dead_letters.c.payload).where(
             dead_letters.c.workspace_id == workspace_id, dead_letters.c.id == rejection_id
         )
     ).first()

@@ -86,7 +86,7 @@ class Intake:
     ) -> None:
         """Record a request refused before it reached `receive` (e.g. a body over the limit)."""
         await self._dead_letter(
-            [Rejection(error.code, error.message, error.field, payload=payload)],
+            [Rejection(error.code, error.message, error.field, payload=payload, hint=error.hint)],
             endpoint,
             self.source(basic_user),
             int(time.time() * 1000),
@@ -111,7 +111,7 @@ class Intake:
             data = self._decode(body, content_encoding, limit, is_batch)
         except BadRequest as exc:
             await self._dead_letter(
-                [Rejection(exc.code, exc.message, exc.field, payload=body[:65536])],
+                [Rejection(exc.code, exc.message, exc.field, payload=body[:65536], hint=exc.hint)],
                 endpoint,
                 source,
                 received_at,
@@ -156,7 +156,7 @@ class Intake:
                 messages = self._batch_items(data)
             except BadRequest as exc:
                 await self._dead_letter(
-                    [Rejection(exc.code, exc.message, exc.field, payload=data)],
+                    [Rejection(exc.code, exc.message, exc.field, payload=data, hint=exc.hint)],
                     endpoint,
                     source,
                     received_at,

@@ -21,6 +21,7 @@ dead_letters = Table(
     Column("code", String(64), nullable=False),
     Column("field", String(200), nullable=True),
     Column("message", Text, nullable=False),
+    Column("hint", Text, nullable=True),  # what to do, as the client was told (0017)
     Column("payload", LargeBinary, nullable=True),  # the rejected JSON, cut at 64 KB
 )
 Index("ix_dead_letters_ws_received", dead_letters.c.workspace_id, dead_letters.c.received_at)
