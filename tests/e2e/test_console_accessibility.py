@@ -3,6 +3,7 @@ languages and on a store tablet's screen, and can be worked with the keyboard al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,15 @@ def test_the_sign_in_page_passes_axe_and_works_with_the_keyboard(console: Consol
     expect(page.get_by_label("Email")).to_be_focused()  # autofocus: type at once
     page.keyboard.type(email)
     page.keyboard.press("Tab")
+    page.keyboard.type("kuusi kuusta")
+    page.keyboard.press("Enter")
+    # A refused sign-in keeps the email and puts the cursor back in the password field,
+    # which names the error (read out with the field) and is itself an alert.
+    password = page.get_by_label("Password")
+    expect(password).to_be_focused()
+    expect(password).to_have_accessible_description(re.compile(r"\S"))
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Email")).to_have_value(email)
     page.keyboard.type("kuusi kuusta kuusessa")
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("role")).to_have_text("Customer-service agent")
