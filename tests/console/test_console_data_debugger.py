@@ -208,7 +208,7 @@ def test_a_rejected_event_shows_its_reason_its_source_and_its_body(polku: Polku)
     shown_raw = shown(marketer.get(f"/console/data/rejections/{raw.group(1)}"))
     assert "The body is not JSON" in shown_raw
     assert '{"userId": "u-1", "event": "Half' in shown_raw
-    hint = broken.json()["error"]["hint"]  # what the sender was told to do is kept with the rejection
+    hint = broken.json()["error"]["hint"]  # what the sender was told is kept with it
     assert hint and f"<strong>What to do:</strong> {hint}" in shown_raw.replace("&#34;", '"')
     assert "hint" not in stored or stored["hint"] is None  # per-event errors say it in the message
 
