@@ -12,16 +12,16 @@ The messages are plain dicts in the exact shape of the Segment HTTP Tracking API
 ================  ==========================================================================
 journey           what the shopper does
 ================  ==========================================================================
-``webrooming``    browses the web shop anonymously, checks stock in the stores nearest first
-                  until one has it, logs in (or not), then buys at that store's till with
-                  the loyalty card (or a receipt email)
+``webrooming``    browses the web shop anonymously while the stores are open, checks stock in
+                  the stores nearest first until one has it, logs in (or not), then buys at
+                  that store's till with the loyalty card (or a receipt email)
 ``showrooming``   visits a store (loyalty card scanned), later logs in to the app and buys there
 ``cross_device``  fills a cart on the web, logs in, finishes the order in the phone app
 ``abandoner``     browses, adds to cart, starts checkout and leaves (sometimes leaving an email)
 ``returner``      orders online, then returns part of the order at a store
 ``hesitant``      views one product three to five times over a day or two, checks its stock
-                  at the home store (and the others within 50 km until one has it), and
-                  leaves without buying
+                  (while the stores are open) at the home store and the others within 50 km
+                  until one has it, and leaves without buying
 ================  ==========================================================================
 
 Every message has a ``messageId``, a ``timestamp`` and ``context.channel``; web messages carry
@@ -632,6 +632,17 @@ class _Trip:
         elif since_midnight >= _CLOSES_MS - 1_800_000:
             self.now = day + _DAY_MS + _OPENS_MS + later
 
+    def into_opening_hours(self) -> None:
+        """Move the clock to half an hour after the stores open if they are closed (or close
+        within half an hour) now. Draws nothing from the random source, so the shoppers
+        after this one stay as they were."""
+        day = self.now - self.now % _DAY_MS
+        since_midnight = self.now - day
+        if since_midnight < _OPENS_MS:
+            self.now = day + _OPENS_MS + 1_800_000
+        elif since_midnight >= _CLOSES_MS - 1_800_000:
+            self.now = day + _DAY_MS + _OPENS_MS + 1_800_000
+
     def _emit(
         self,
         kind: str,
@@ -1014,6 +1025,9 @@ class ShopperSimulator:
 
     def _webrooming(self, trip: _Trip) -> None:
         rng = self._rng
+        # They research while the stores are open, so the stock check can go to the store's
+        # staff (the demo's store-routed signal) at whatever time of day the demo runs.
+        trip.into_opening_hours()
         viewed = self._browse(trip, search=rng.random() < 0.8, extra=rng.randint(0, 2))
         chosen = rng.choice(viewed)
         if rng.random() < 0.7:
@@ -1293,6 +1307,9 @@ class ShopperSimulator:
             trip.page(product.path, product.name, category=product.category)
             trip.web_track("Product Viewed", _product_properties(line))
         home = next(s for s in STORES if s.id == trip.shopper.home_store_id)
+        # They check while the stores are open, when a call or a visit could follow: the
+        # signal goes to the store's queue at any time of day the demo runs.
+        trip.into_opening_hours()
         for store in _by_distance(home):
             if _km(home, store) > _NEARBY_KM:
                 break
