@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
-from server import POLKU, free_port
+
+from polku_server import POLKU, free_port
 
 
 def test_demo_prints_keys_and_urls_and_profiles_form(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from server import PolkuServer, polku_servers
 from sqlalchemy import create_engine, text
+
+from polku_server import PolkuServer, polku_servers
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from server import PolkuServer, free_port, polku_servers
+
+from polku_server import PolkuServer, free_port, polku_servers
 
 PEOPLE = 1500
 SENDER_THREADS = 4  # polku.journeys.sender.Sender's default pool

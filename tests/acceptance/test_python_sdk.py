@@ -17,13 +17,13 @@ import httpx
 import orjson
 import pytest
 from segment.analytics.client import Client
-from server import PolkuServer, polku_servers
 from sqlalchemy import select
 
 from polku.identity.tables import event_profiles, identifiers
 from polku.log.tables import log_events
 from polku.settings import Settings
 from polku.storage.engine import make_engine
+from polku_server import PolkuServer, polku_servers
 
 pytestmark = pytest.mark.slow
 

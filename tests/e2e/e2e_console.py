@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_server import PolkuServer
+
+from polku_server import PolkuServer
 
 __all__ = ["ALL_DAY", "CHROMIUM", "PASSWORD", "Console", "open_console"]
 

@@ -1,12 +1,12 @@
-"""A real `polku serve` process for acceptance tests: start, wait until healthy, kill, restart.
+"""A real `polku serve` process for the acceptance and browser tests: start, wait until
+healthy, run other `polku` commands on its data, kill, restart.
 
 The process is the installed `polku` command, exactly as an operator runs it. Its output goes
 to a log file; `polku_servers` stops every server it started and adds that output to the
 exception of a failing test, so the report shows what the server said.
 
-Imported as ``from server import ...``: pytest's default (prepend) import mode puts this
-folder on sys.path for its test modules. There is deliberately no conftest.py here, because
-test modules elsewhere import the root conftest by name.
+Imported as ``from polku_server import ...``: it sits beside the root conftest.py, whose
+folder pytest's default (prepend) import mode puts on sys.path for every test module.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import IO
 
 import httpx
 
-__all__ = ["PolkuServer", "free_port", "polku_servers"]
+__all__ = ["POLKU", "PolkuServer", "free_port", "polku_servers"]
 
 POLKU = Path(sys.executable).with_name("polku")
 """The `polku` console script of the environment the tests run in (.venv/bin/polku)."""
@@ -83,6 +83,28 @@ class PolkuServer:
             return "(no output)"
         return self.log_path.read_text("utf-8", "replace")
 
+    def environment(self) -> dict[str, str]:
+        """The environment of its processes: only what the command line and the test say,
+        no POLKU_* setting of the developer's shell."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POLKU_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)  # what the test sets on purpose
+        return env
+
+    def polku(self, *args: str, stdin: str | None = None) -> str:
+        """Run another `polku` command on the same data folder; its output."""
+        done = subprocess.run(
+            [str(POLKU), *args, "--data-dir", str(self.data_dir)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"polku {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
+
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and return once GET /health answers 200."""
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -98,10 +120,7 @@ class PolkuServer:
         ]
         if self.database_url:
             command += ["--database", self.database_url]
-        # Only what the command line says: no POLKU_* setting of the developer's shell.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POLKU_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(self.env)  # what the test sets on purpose
+        env = self.environment()
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"$ {' '.join(command)}\n".encode())
         self._log_file.flush()
