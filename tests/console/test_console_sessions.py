@@ -150,3 +150,10 @@ def test_pages_speak_finnish_or_english_by_setting_or_browser(polku: Polku) -> N
     )
     assert changed.status_code == 303
     assert "Asiakaspalvelija" in browser.get("/console/").text
+    unknown = browser.post(
+        "/console/language", data={"csrf_token": csrf_of(home.text), "locale": "sv"}
+    )
+    assert unknown.status_code == 400
+    assert "Tuntematon kieli &#39;sv&#39;" in unknown.text  # in the language now chosen
+    assert "Unknown language" not in unknown.text
+    assert "Asiakaspalvelija" in browser.get("/console/").text  # unchanged

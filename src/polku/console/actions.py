@@ -146,6 +146,7 @@ def _locale(locale: str | None) -> str | None:
             field="locale",
             code="invalid_locale",
             hint="Use fi or en, or leave it out to follow the browser.",
+            params={"locale": locale[:20]},
         )
     return locale
 

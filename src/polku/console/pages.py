@@ -24,7 +24,7 @@ from polku.console import (
     journey_pages,
     signals_pages,
 )
-from polku.console.i18n import text
+from polku.console.i18n import explain, text
 from polku.console.web import (
     HERE,
     SESSION_COOKIE,
@@ -139,7 +139,7 @@ def language(request: Request, form: Form) -> Response:
     try:
         actions.set_locale(runtime(request).engine, found.user.user_id, choice)
     except InvalidField as exc:
-        return refused(request, found, 400, exc.message)
+        return refused(request, found, 400, explain(locale_of(request, found), exc))
     return redirect("/console/")
 
 
