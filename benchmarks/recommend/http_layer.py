@@ -9,17 +9,19 @@ models) is built once into `--data` and reused by later calls. Each round starts
 `polku serve` per `--src` (a `src` directory, e.g. an older commit exported with
 `git archive`; default: this checkout's), in turn, and on each: a warm-up, then `/healthz`
 and `/v1/recommendations` in alternating blocks of 200 requests (one at a time on a
-kept-alive connection, as `run.py` does), timing each request's wall time and the server
-process's CPU time per request (from /proc). The same requests are also answered
-in-process once per round (`queries.recommend`, GC tuned as `polku serve` tunes it).
-Printed per round and, at the end, as the median over rounds, with the ratios that the
-neighbours' load moves least: HTTP minus in-process, and HTTP over `/healthz`.
+kept-alive connection, as `run.py` does), timing each request's wall time, the server
+process's CPU time per request (from /proc) and the client's (this process). The same
+requests are also answered in-process once per round (`queries.recommend`, GC tuned as
+`polku serve` tunes it). Printed per round and, at the end, as the median over rounds,
+with the differences that the neighbours' load moves least: HTTP minus in-process (wall
+p50, and the server's CPU per request minus the in-process CPU per answer).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import importlib.util
 import os
 import random
@@ -118,21 +120,59 @@ def server(data: Path, src: Path | None, port: int) -> Iterator[tuple[str, str, 
         log.close()
 
 
-async def measure(
+def measure_stdlib(
     url: str, token: str, pid: int, paths: list[str]
-) -> dict[str, tuple[list[float], float]]:
-    """Wall times and CPU seconds per request of each kind, in alternating blocks."""
+) -> dict[str, tuple[list[float], float, float]]:
+    """As `measure`, with the standard library's client (`http.client`, kept alive), which
+    costs the client a fraction of httpx's CPU per request."""
     auth = {"Authorization": f"Bearer {token}"}
-    out: dict[str, tuple[list[float], float]] = {}
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def get(path: str, headers: dict[str, str]) -> int:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
     walls: dict[str, list[float]] = {"healthz": [], "recommend": []}
     cpu: dict[str, float] = {"healthz": 0.0, "recommend": 0.0}
+    client_cpu: dict[str, float] = {"healthz": 0.0, "recommend": 0.0}
+    for path in paths[:BLOCK]:
+        assert get(path, auth) == 200
+    for start in range(0, len(paths), BLOCK):
+        block = paths[start : start + BLOCK]
+        for kind in ("healthz", "recommend"):
+            c0, k0 = cpu_seconds(pid), time.process_time()
+            for path in block:
+                t0 = time.perf_counter()
+                status = get("/healthz", {}) if kind == "healthz" else get(path, auth)
+                walls[kind].append(time.perf_counter() - t0)
+                if status != 200:
+                    raise RuntimeError(f"{path}: {status}")
+            cpu[kind] += cpu_seconds(pid) - c0
+            client_cpu[kind] += time.process_time() - k0
+    conn.close()
+    return {k: (walls[k], cpu[k] / len(walls[k]), client_cpu[k] / len(walls[k])) for k in walls}
+
+
+async def measure(
+    url: str, token: str, pid: int, paths: list[str]
+) -> dict[str, tuple[list[float], float, float]]:
+    """Wall times, and the server's and the client's CPU seconds per request, of each kind
+    of request, in alternating blocks."""
+    auth = {"Authorization": f"Bearer {token}"}
+    out: dict[str, tuple[list[float], float, float]] = {}
+    walls: dict[str, list[float]] = {"healthz": [], "recommend": []}
+    cpu: dict[str, float] = {"healthz": 0.0, "recommend": 0.0}
+    client_cpu: dict[str, float] = {"healthz": 0.0, "recommend": 0.0}
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for path in paths[:BLOCK]:  # warm-up: loads the bundle, fills the caches
             (await client.get(path, headers=auth)).raise_for_status()
         for start in range(0, len(paths), BLOCK):
             block = paths[start : start + BLOCK]
             for kind in ("healthz", "recommend"):
-                c0 = cpu_seconds(pid)
+                c0, k0 = cpu_seconds(pid), time.process_time()
                 for path in block:
                     t0 = time.perf_counter()
                     if kind == "healthz":
@@ -143,8 +183,10 @@ async def measure(
                     if response.status_code != 200:
                         raise RuntimeError(f"{path}: {response.status_code} {response.text}")
                 cpu[kind] += cpu_seconds(pid) - c0
+                client_cpu[kind] += time.process_time() - k0
     for kind in walls:
-        out[kind] = (walls[kind], cpu[kind] / len(walls[kind]))
+        n = len(walls[kind])
+        out[kind] = (walls[kind], cpu[kind] / n, client_cpu[kind] / n)
     return out
 
 
@@ -157,8 +199,17 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--src", action="append", default=[], help="LABEL=PATH to a src dir")
     parser.add_argument("--port", type=int, default=18431)
+    parser.add_argument("--client", choices=("httpx", "stdlib"), default="httpx")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=3.0,
+        help="ms of sleep between the in-process answers of the paced run (as between "
+        "HTTP requests)",
+    )
     args = parser.parse_args()
     print(banner("recommendations: the HTTP layer"))
+    print(f"client: {args.client}; in-process paced run: {args.pace} ms between answers")
     rng = random.Random(17)
     ids, people = prepare(args.data, rng)
     requests = bench.asks(ids, people, args.reads, rng)
@@ -175,22 +226,32 @@ def main() -> None:
         for n in range(args.rounds):
             local_cpu: list[float] = []
             local = bench.in_process(runtime, requests, local_cpu)
+            paced_cpu: list[float] = []
+            for ask in requests[:500]:
+                time.sleep(args.pace / 1000)
+                bench.in_process(runtime, [ask], paced_cpu)
             order = sources if n % 2 == 0 else sources[::-1]
             for label, src in order:
                 with server(args.data, src, args.port) as (url, token, pid):
-                    got = asyncio.run(measure(url, token, pid, paths))
-                (hw, hc), (rw, rc) = got["healthz"], got["recommend"]
+                    if args.client == "stdlib":
+                        got = measure_stdlib(url, token, pid, paths)
+                    else:
+                        got = asyncio.run(measure(url, token, pid, paths))
+                (hw, hc, hk), (rw, rc, rk) = got["healthz"], got["recommend"]
                 row = {
                     "load": os.getloadavg()[0],
                     "local50": bench.pct(local, 0.5),
                     "local99": bench.pct(local, 0.99),
                     "localcpu": statistics.fmean(local_cpu),
+                    "pacedcpu": statistics.fmean(paced_cpu),
                     "h50": bench.pct(hw, 0.5),
                     "h99": bench.pct(hw, 0.99),
                     "hcpu": hc,
                     "r50": bench.pct(rw, 0.5),
                     "r99": bench.pct(rw, 0.99),
                     "rcpu": rc,
+                    "hclient": hk,
+                    "rclient": rk,
                 }
                 rows[label].append(row)
                 print(f"round {n + 1} {label:>10}: {fmt(row)}", flush=True)
@@ -206,10 +267,12 @@ def fmt(row: dict[str, Any]) -> str:
     m = {k: v * 1000 for k, v in row.items() if k != "load"}
     return (
         f"load {row['load']:.1f} | in-process p50/p99 {m['local50']:.2f}/{m['local99']:.2f}"
-        f" cpu {m['localcpu']:.2f} | /healthz p50/p99 {m['h50']:.2f}/{m['h99']:.2f}"
+        f" cpu {m['localcpu']:.2f} (paced {m['pacedcpu']:.2f})"
+        f" | /healthz p50/p99 {m['h50']:.2f}/{m['h99']:.2f}"
         f" cpu {m['hcpu']:.2f} | recommend p50/p99 {m['r50']:.2f}/{m['r99']:.2f}"
         f" cpu {m['rcpu']:.2f} | HTTP-in-process p50 {m['r50'] - m['local50']:.2f}"
-        f" | cpu over in-process {m['rcpu'] - m['localcpu']:.2f}"
+        f" | server cpu over in-process {m['rcpu'] - m['localcpu']:.2f}"
+        f" | client cpu /healthz {m['hclient']:.2f} recommend {m['rclient']:.2f}"
     )
 
 
