@@ -129,11 +129,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # Outermost of ours, so CORS preflights are timed too.
     app.add_middleware(MetricsMiddleware)
     app.state.readiness = Readiness()
-    # The router tries the routes in order, every route of each included router in turn
-    # (~4 µs a route): the hottest read goes first, instead of after 150 routes (0.5 ms a
-    # request). No earlier route matches its paths (a test pins it), so every request is
-    # routed as before; it is included again in its place below for the OpenAPI document
-    # (that copy is never reached for a request: the first has the same paths).
+    # The router tries the routes in order, every route of each included router in turn:
+    # the hottest read goes first instead of after ~150 routes (0.25 ms of CPU a request,
+    # docs/benchmarks.md). No earlier route matches its paths (a test pins it), so every
+    # request is routed as before; it is included again in its place below for the OpenAPI
+    # document (that copy is never reached for a request: the first has the same paths).
     app.include_router(recommend_router, include_in_schema=False)
     app.include_router(collect_router)
     app.include_router(profiles_router)
