@@ -109,7 +109,7 @@ def test_an_admin_sees_every_queue_and_an_unknown_one_is_404(polku: Polku) -> No
     for queue in ("agents", "automation", "store:hki-kamppi"):
         assert f"/console/signals?queue={queue.replace(':', '%3A')}" in page.text
     missing = admin.get("/console/signals", params={"queue": "store:hki-nowhere"})
-    assert missing.status_code == 404 and "no location 'hki-nowhere'" in shown(missing)
+    assert missing.status_code == 404 and "no location “hki-nowhere”" in shown(missing)
 
 
 def test_nothing_without_a_session(polku: Polku) -> None:
