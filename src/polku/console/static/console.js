@@ -107,7 +107,9 @@
       focusOn(target);
     }
   }
-  function start(list) {
+  // Keep `list` live: `put(list, html)` swaps a fetched fragment in (the signal list
+  // announces its new cards; others just replace the HTML). Shared with data.js.
+  function start(list, put) {
     var url = list.getAttribute("data-refresh");
     var stream = list.getAttribute("data-stream");
     var marker = list.getAttribute("data-marker") || "";
@@ -139,7 +141,7 @@
           if (busy()) {
             pending = true;
           } else {
-            swap(list, html);
+            put(list, html);
           }
         })
         .catch(function () {
@@ -185,12 +187,13 @@
       }
     });
   }
+  window.PolkuLive = { start: start };
   document.addEventListener("DOMContentLoaded", function () {
     var list = document.getElementById("signal-list");
     rememberSubmits();
     settleFocus();
     if (list) {
-      start(list);
+      start(list, swap);
     }
   });
 })();
