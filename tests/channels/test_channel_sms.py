@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
-from http_server import Receiver
 from smtp_server import free_port
 
+from http_receiver import Receiver
 from polku.channels.base import Message
 from polku.channels.links import read_status
 from polku.channels.sms import SmsChannel

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from http_server import Receiver
 from smtp_server import free_port
 
+from http_receiver import Receiver
 from polku.channels.base import Message
 from polku.channels.webhook import WebhookChannel
 from polku.signals.webhooks import verify

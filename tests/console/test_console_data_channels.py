@@ -5,12 +5,8 @@ the gateway, to a number normalised as identity normalises phones."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import orjson
 import pytest
@@ -18,6 +14,7 @@ from console_world import csrf_of, routed, shown, signed_in, user
 from fastapi.testclient import TestClient
 
 from conftest import Polku
+from http_receiver import Receiver
 from polku.app import create_app
 from polku.runtime import Runtime
 from polku.settings import Settings
@@ -28,46 +25,9 @@ from polku.signals.webhooks import deliver_due
 CRM = "https://crm.example.com/hooks/polku"
 
 
-class Gateway:
-    """A real HTTP server in a thread: records each POST, answers `status` with a gateway
-    message id."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.bodies: list[dict[str, Any]] = []
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                gateway.bodies.append(orjson.loads(body))
-                answer = b'{"id": "gw-%d"}' % len(gateway.bodies)
-                self.send_response(gateway.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    server = Gateway()
+def gateway() -> Iterator[Receiver]:
+    server = Receiver()
     try:
         yield server
     finally:
@@ -75,7 +35,7 @@ def gateway() -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def texting(settings: Settings, gateway: Gateway) -> Iterator[Polku]:
+def texting(settings: Settings, gateway: Receiver) -> Iterator[Polku]:
     """A Polku whose SMS gateway is `gateway`."""
     settings = settings.replace(sms_gateway_url=gateway.url + "/messages", sms_sender="Kauppa")
     runtime = Runtime.open(settings)
@@ -179,7 +139,7 @@ def test_only_an_admin_with_the_token_changes_webhooks(polku: Polku) -> None:
 
 
 def test_a_webhook_lists_its_deliveries_with_the_last_answer(polku: Polku) -> None:
-    closed = Gateway(status=503)  # the CRM is down
+    closed = Receiver([(503, b"{}")] * 100)  # the CRM is down
     try:
         made = signal_actions.create_webhook(polku.runtime, "default", closed.url + "/crm")
         signal_id = routed(polku)
@@ -203,7 +163,7 @@ def test_a_webhook_lists_its_deliveries_with_the_last_answer(polku: Polku) -> No
 
 
 def test_the_test_sms_reaches_the_gateway_with_the_number_normalised(
-    texting: Polku, gateway: Gateway
+    texting: Polku, gateway: Receiver
 ) -> None:
     admin = signed_in(texting, user(texting, "ada@example.com", "admin"))
     page = admin.get("/console/data/channels")
@@ -214,8 +174,8 @@ def test_the_test_sms_reaches_the_gateway_with_the_number_normalised(
         "/console/data/channels/test-sms", data={"csrf_token": token, "phone": "040 123 4567"}
     )
     assert sent.status_code == 200, sent.text
-    assert "A test SMS was sent to +358401234567; the gateway's id for it is gw-1." in shown(sent)
-    [body] = gateway.bodies
+    assert "A test SMS was sent to +358401234567; the gateway's id for it is m-1." in shown(sent)
+    [body] = [orjson.loads(r.body) for r in gateway.requests]
     assert (body["to"], body["from"]) == ("+358401234567", "Kauppa")
     assert "Polku console" in body["text"]
 
@@ -224,11 +184,11 @@ def test_the_test_sms_reaches_the_gateway_with_the_number_normalised(
             "/console/data/channels/test-sms", data={"csrf_token": token, "phone": typed}
         )
         assert bad.status_code == 400 and "with the country code" in shown(bad), typed
-    assert len(gateway.bodies) == 1
+    assert len(gateway.requests) == 1
     forged = admin.post("/console/data/channels/test-sms", data={"phone": "+358401234567"})
-    assert forged.status_code == 403 and len(gateway.bodies) == 1
+    assert forged.status_code == 403 and len(gateway.requests) == 1
 
-    gateway.status = 400
+    gateway.answers.append((400, b'{"error": "no"}'))
     refused = admin.post(
         "/console/data/channels/test-sms",
         data={"csrf_token": token, "phone": "+358401234567"},

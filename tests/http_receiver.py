@@ -1,4 +1,5 @@
-"""A real HTTP server in a thread standing in for the SMS gateway or a webhook receiver:
+"""A real HTTP server in a thread standing in for an SMS gateway or a webhook receiver (the
+channels and console tests; beside conftest.py, so every test folder can import it):
 it records each request and answers the statuses and bodies it is told to, in turn."""
 
 from __future__ import annotations
