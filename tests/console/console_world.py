@@ -122,3 +122,18 @@ def signal(polku: Polku, signal_id: int) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def stream_events(client: TestClient, path: str, **params: str) -> list[tuple[str, str]]:
+    """The (event, data) pairs of a bounded server-sent event stream."""
+    found: list[tuple[str, str]] = []
+    kind = ""
+    with client.stream("GET", path, params=params) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                found.append((kind, line.removeprefix("data: ")))
+    return found

@@ -7,25 +7,10 @@ from __future__ import annotations
 
 import re
 
-from console_world import csrf_of, shown, signed_in, user
+from console_world import csrf_of, shown, signed_in, stream_events, user
 from fastapi.testclient import TestClient
 
 from conftest import Polku
-
-
-def _events(client: TestClient, path: str, **params: str) -> list[tuple[str, str]]:
-    """The (event, data) pairs of a bounded stream."""
-    found: list[tuple[str, str]] = []
-    kind = ""
-    with client.stream("GET", path, params=params) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                found.append((kind, line.removeprefix("data: ")))
-    return found
 
 
 def _pos_key(polku: Polku, admin: TestClient) -> tuple[str, str]:
@@ -142,15 +127,15 @@ def test_the_stream_says_changed_when_an_event_arrives_or_is_refused(polku: Polk
     marketer = signed_in(polku, user(polku, "mia@example.com", "marketer"))
     page = marketer.get("/console/data")
     marker = page.text.split('data-marker="')[1].split('"')[0]
-    assert _events(marketer, "/console/data/stream", since=marker, seconds="1.2") == []
+    assert stream_events(marketer, "/console/data/stream", since=marker, seconds="1.2") == []
 
     assert polku.send("/v1/track", {"userId": "u-1", "event": "Viewed"}).status_code < 300
-    changed = _events(marketer, "/console/data/stream", since=marker, seconds="1.2")
+    changed = stream_events(marketer, "/console/data/stream", since=marker, seconds="1.2")
     assert len(changed) == 1 and changed[0][0] == "changed" and changed[0][1] != marker
     after_event = changed[0][1]
 
     assert polku.send("/v1/track", {"event": "Nobody"}).status_code == 400
-    refused = _events(marketer, "/console/data/stream", since=after_event, seconds="1.2")
+    refused = stream_events(marketer, "/console/data/stream", since=after_event, seconds="1.2")
     assert len(refused) == 1 and refused[0][1] != after_event
     # The browser's Last-Event-ID wins over `since`: nothing changed since the last one.
     quiet = marketer.get(

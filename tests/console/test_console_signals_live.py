@@ -18,6 +18,7 @@ from console_world import (
     signal,
     signed_in,
     store,
+    stream_events,
     user,
 )
 
@@ -28,33 +29,18 @@ from polku.signals.routing import route
 from polku.storage.engine import writing
 
 
-def _events(client: object, path: str, **params: str) -> list[tuple[str, str]]:
-    """The (event, data) pairs of a bounded stream."""
-    found: list[tuple[str, str]] = []
-    kind = ""
-    with client.stream("GET", path, params=params) as response:  # type: ignore[attr-defined]
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                found.append((kind, line.removeprefix("data: ")))
-    return found
-
-
 def test_the_stream_says_changed_when_a_signal_arrives(polku: Polku) -> None:
     store(polku, "hki-kamppi")
     clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
     page = clerk.get("/console/signals")
     assert 'data-stream="/console/signals/stream?queue=store%3Ahki-kamppi"' in page.text
     marker = page.text.split('data-marker="')[1].split('"')[0]
-    quiet = _events(
+    quiet = stream_events(
         clerk, "/console/signals/stream", queue="store:hki-kamppi", since=marker, seconds="1.2"
     )
     assert quiet == []
     routed(polku, "hki-kamppi")
-    changed = _events(
+    changed = stream_events(
         clerk, "/console/signals/stream", queue="store:hki-kamppi", since=marker, seconds="1.2"
     )
     assert len(changed) == 1 and changed[0][0] == "changed" and changed[0][1] != marker
