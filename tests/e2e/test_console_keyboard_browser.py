@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -145,9 +144,11 @@ PROBE = """
 """
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[Console]:
-    yield from open_console(tmp_path)
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """One server and browser for the four roles' tests (each uses its own users and data):
+    a start costs ~11 s."""
+    yield from open_console(tmp_path_factory.mktemp("keyboard"))
 
 
 def _check(info: Info) -> Info:
