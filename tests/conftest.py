@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from polku.app import create_app
 from polku.runtime import Runtime
 from polku.settings import Settings
+from schema_templates import copy_sqlite_template, replay_postgres_template
 
 POSTGRES_URL = os.environ.get(
     "POLKU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -112,13 +113,33 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings for a fresh Polku, once on SQLite and once on PostgreSQL."""
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _fresh_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
         return Settings.build(database_url=url, data_dir=tmp_path, pipeline="thread")
     return Settings.build(data_dir=tmp_path, pipeline="thread")
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a database nothing has touched yet, once on SQLite and once on
+    PostgreSQL: for tests of the migrations themselves."""
+    return _fresh_settings(request, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh Polku, once on SQLite and once on PostgreSQL: an empty database
+    migrated to the newest revision (a copy of the test process's migrated template)."""
+    fresh = _fresh_settings(request, tmp_path)
+    if fresh.is_sqlite:
+        copy_sqlite_template(Path(fresh.data_dir))
+    else:
+        replay_postgres_template(POSTGRES_URL, fresh.database_url.reveal())
+    return fresh
 
 
 @dataclass

@@ -53,7 +53,8 @@ def test_one_head() -> None:
     assert len(heads) == 1, f"several migration heads {heads}: revise the newest one"
 
 
-def test_migrated_schema_matches_the_tables(settings: Settings) -> None:
+def test_migrated_schema_matches_the_tables(blank_settings: Settings) -> None:
+    settings = blank_settings
     engine = make_engine(settings)
     try:
         upgrade(engine)
@@ -65,4 +66,22 @@ def test_migrated_schema_matches_the_tables(settings: Settings) -> None:
             differences = _differences(engine)
     finally:
         engine.dispose()
+    assert differences == []
+
+
+def test_the_suites_migrated_copies_match_the_tables_at_the_head(settings: Settings) -> None:
+    """The copied or replayed template (`tests/schema_templates.py`) that every other test
+    starts from is the schema the migrations build, at their head revision."""
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_heads()
+        if settings.is_sqlite:
+            differences = _differences(engine, log=False)
+            differences += _differences(log_engine(engine), log=True)
+        else:
+            differences = _differences(engine)
+    finally:
+        engine.dispose()
+    assert current == tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
     assert differences == []
