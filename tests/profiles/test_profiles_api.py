@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 
 from conftest import Polku
-from polku.access.actions import create_admin_token, create_workspace
+from polku.access.actions import create_admin_token, create_workspace, hash_token
+from polku.access.tables import admin_tokens
 from polku.identity.tables import identifiers as identifiers_table
 from polku.storage.engine import writing
 
@@ -603,6 +604,26 @@ def test_errors_have_code_field_and_hint(polku: Polku) -> None:
     response = polku.client.get(f"/v1/profiles/{person}")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_an_unknown_or_revoked_admin_token_gets_401(polku: Polku) -> None:
+    person, _ = journey(polku)
+    with writing(polku.runtime.engine) as conn:
+        token = create_admin_token(conn, "default").token
+    headers = {"Authorization": f"Bearer {token}"}
+    assert polku.client.get(f"/v1/profiles/{person}", headers=headers).status_code == 200
+    with writing(polku.runtime.engine) as conn:
+        conn.execute(
+            admin_tokens.update()
+            .where(admin_tokens.c.token_hash == hash_token(token))
+            .values(revoked=True)
+        )
+    for bearer in (token, token + "x"):
+        response = polku.client.get(
+            f"/v1/profiles/{person}", headers={"Authorization": f"Bearer {bearer}"}
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_another_workspace_sees_nothing(polku: Polku) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import Connection, Engine, select
 
 from polku.access.actions import hash_token
 from polku.access.tables import admin_tokens, write_keys
 from polku.errors import Unavailable
+from polku.storage.bulk import fetch_rows
 from polku.storage.engine import translate_errors
 
 __all__ = ["KeyCache", "Source", "admin_workspace", "list_admin_tokens", "list_write_keys"]
@@ -69,13 +71,17 @@ class KeyCache:
         return found
 
 
+# Plain SQL (`polku.storage.bulk`): every admin API request asks, and compiling the Core
+# statement was ~0.2 ms of it.
+_ADMIN_WORKSPACE: Final = (
+    f"SELECT workspace_id FROM {admin_tokens.name} WHERE token_hash = ? AND revoked = ?"
+)
+
+
 def admin_workspace(conn: Connection, token: str) -> str | None:
-    row = conn.execute(
-        select(admin_tokens.c.workspace_id).where(
-            admin_tokens.c.token_hash == hash_token(token), admin_tokens.c.revoked.is_(False)
-        )
-    ).first()
-    return None if row is None else str(row.workspace_id)
+    """The workspace of the admin `token`, or None for an unknown or revoked one."""
+    rows = fetch_rows(conn, _ADMIN_WORKSPACE, (hash_token(token), False))
+    return str(rows[0][0]) if rows else None
 
 
 def list_write_keys(conn: Connection) -> list[dict[str, object]]:
