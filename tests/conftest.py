@@ -2,7 +2,9 @@
 
 Each test gets fresh state: a new SQLite file in its tmp_path, or a new PostgreSQL schema in
 the database named by POLKU_TEST_POSTGRES_URL (default: the local server's `test` database),
-dropped afterwards. Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
+dropped afterwards, already migrated to the newest revision (each test process migrates once
+and copies: `schema_templates.py`; `blank_settings` gives an untouched database). Under
+CI=true an unreachable PostgreSQL fails the run instead of skipping.
 """
 
 from __future__ import annotations
