@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from polku.log.tables import log_events
+from polku.recommend.tables import models
 from polku.settings import Settings
 from polku.storage.engine import log_engine, make_engine
 from polku.storage.migrate import alembic_config, upgrade
@@ -85,3 +87,30 @@ def test_the_suites_migrated_copies_match_the_tables_at_the_head(settings: Setti
         engine.dispose()
     assert current == tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
     assert differences == []
+
+
+def test_the_models_summary_moves_before_the_payload_and_keeps_the_row(
+    blank_settings: Settings,
+) -> None:
+    """0018: on SQLite the stored models are rebuilt with `summary` before `payload` (so
+    reading the status does not walk the payload's pages); the row survives both ways."""
+    engine = make_engine(blank_settings)
+    row = {"workspace_id": "ws", "version": 3, "trained_at": 5, "payload": b"\x00" * 300_000}
+    try:
+        upgrade(engine, "0017_dead_letter_hints")
+        with engine.begin() as conn:
+            conn.execute(models.insert().values(**row, summary='{"items": 1}'))
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(select(models)).one()._mapping == {**row, "summary": '{"items": 1}'}
+            if blank_settings.is_sqlite:
+                order = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(recommend_models)")]
+                assert order.index("summary") < order.index("payload")
+        config = alembic_config(engine)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0017_dead_letter_hints")
+        with engine.connect() as conn:
+            assert conn.execute(select(models.c.version)).scalar_one() == 3
+    finally:
+        engine.dispose()

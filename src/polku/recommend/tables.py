@@ -64,6 +64,8 @@ models = Table(
     Column("workspace_id", String(64), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("trained_at", BigInteger, nullable=False),  # wall clock, epoch ms
-    Column("payload", LargeBinary, nullable=False),
+    # Before the payload: SQLite stores a row's columns in order, and reading a column after
+    # a large blob walks the blob's pages (migration 0018).
     Column("summary", Text, nullable=False),  # JSON: sizes, timings, interactions used
+    Column("payload", LargeBinary, nullable=False),
 )
