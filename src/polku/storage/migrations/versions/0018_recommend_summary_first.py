@@ -27,7 +27,7 @@ _KEEP = "workspace_id, version, trained_at"
 def _rebuild(order: tuple[str, str]) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
-    columns = {
+    columns: dict[str, sa.Column[object]] = {
         "summary": sa.Column("summary", sa.Text(), nullable=False),
         "payload": sa.Column("payload", sa.LargeBinary(), nullable=False),
     }
