@@ -22,6 +22,7 @@ from polku.commerce.orders.api import router as orders_router
 from polku.commerce.returns.api import router as returns_router
 from polku.commerce.stock.api import router as stock_router
 from polku.console.pages import router as console_router
+from polku.console.web import install as install_console
 from polku.http import install_error_handlers, json_response
 from polku.identity.api import router as identity_router
 from polku.journeys.api import router as journeys_router
@@ -143,6 +144,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(stock_router)
     app.include_router(console_router)
+    install_console(app)
     app.include_router(carts_router)
     app.include_router(orders_router)
     app.include_router(giftcards_router)

@@ -46,8 +46,6 @@ def _now() -> int:
 def landing(request: Request, q: str = Query("", max_length=200)) -> Response:
     """Find a product to see its stock; the way to the store's reservations and returns."""
     found = signed_in(request, AREA)
-    if isinstance(found, Response):
-        return found
     locale = locale_of(request, found)
     rt = runtime(request)
     with translate_errors("searching the catalogue"), rt.engine.connect() as conn:
@@ -66,8 +64,6 @@ def product_page(
     """A product's units in every store and online, nearest first from a store or a postal
     code (a clerk's own store unless they choose another), as a table and a chart."""
     found = signed_in(request, AREA)
-    if isinstance(found, Response):
-        return found
     user, locale = found.user, locale_of(request, found)
     if store is None and not postal_code and user.role == "store_staff" and user.stores:
         store = sorted(user.stores)[0]
@@ -146,8 +142,6 @@ def reservations_page(
 ) -> Response:
     """The click-and-collect reservations of a store to prepare and hand over."""
     found = signed_in(request, STORE_AREA)
-    if isinstance(found, Response):
-        return found
     return _store_page(request, found, "commerce/reservations.html", store)
 
 
@@ -155,8 +149,6 @@ def reservations_page(
 def reservation_step(request: Request, reservation_id: str, step: str, form: Form) -> Response:
     """Mark a reservation ready, hand it over, or cancel it, at a store the user works."""
     found = posted(request, form, STORE_AREA)
-    if isinstance(found, Response):
-        return found
     user, locale = found.user, locale_of(request, found)
     if step not in STEPS:
         return refused(request, found, 404, text(locale, "commerce_no_step", step=step[:40]))
@@ -194,8 +186,6 @@ def reservation_step(request: Request, reservation_id: str, step: str, form: For
 def returns_page(request: Request, store: str | None = Query(None, max_length=100)) -> Response:
     """A store's returns to inspect and to refund, and what came of the latest."""
     found = signed_in(request, STORE_AREA)
-    if isinstance(found, Response):
-        return found
     return _store_page(request, found, "commerce/returns.html", store)
 
 
@@ -243,8 +233,6 @@ def inspect_return(request: Request, return_id: str, form: Form) -> Response:
     """Give every returned unit an outcome: back on the shelf, to the store's outlet, or
     disposed of."""
     found = posted(request, form, STORE_AREA)
-    if isinstance(found, Response):
-        return found
     ret = _return_at_my_store(request, found, return_id)
     if isinstance(ret, Response):
         return ret
@@ -273,8 +261,6 @@ def refund_return(request: Request, return_id: str, form: Form) -> Response:
     """Refund an inspected return to the original payment or as a gift card, and show the
     outcome (a gift card's full code is shown on this page only, once)."""
     found = posted(request, form, STORE_AREA)
-    if isinstance(found, Response):
-        return found
     ret = _return_at_my_store(request, found, return_id)
     if isinstance(ret, Response):
         return ret

@@ -68,8 +68,6 @@ def _page_of(profile_id: str, **params: str) -> str:
 def customers_page(request: Request, q: str = "") -> Response:
     """Find a customer by name, email, phone, loyalty card or order id."""
     found = signed_in(request, "customers")
-    if isinstance(found, Response):
-        return found
     if len(q) > _QUERY_LIMIT:
         message = text(locale_of(request, found), "cust_query_too_long", limit=_QUERY_LIMIT)
         return refused(request, found, 400, message)
@@ -93,8 +91,6 @@ def customer_page(
 ) -> Response:
     """One person's 360° view; a merged-away id redirects to the profile that holds it."""
     found = signed_in(request, "customers")
-    if isinstance(found, Response):
-        return found
     locale = locale_of(request, found)
     ws, rt = found.user.workspace_id, runtime(request)
     try:
@@ -130,8 +126,6 @@ async def unmerge(request: Request, profile_id: str, merge_id: str, form: Form) 
     """Undo a wrong merge of this person's ledger (as `POST /v1/identity/merges/{id}/unmerge`
     does), then show the page again with what happened."""
     found = await run_in_threadpool(posted, request, form, "customers.unmerge")
-    if isinstance(found, Response):
-        return found
     ws, rt = found.user.workspace_id, runtime(request)
     locale = locale_of(request, found)
 

@@ -202,8 +202,6 @@ def debugger(
     """The event debugger: what arrived and what was refused, by source and kind; live on
     its newest page."""
     viewer = signed_in(request, "data")
-    if isinstance(viewer, Response):
-        return viewer
     filters = _filters(request, viewer, source, kind, before, before_rejected)
     if isinstance(filters, Response):
         return filters
@@ -231,8 +229,6 @@ def debugger_list(
 ) -> Response:
     """The debugger's list alone, which the page fetches when the stream says it changed."""
     viewer = signed_in(request, "data")
-    if isinstance(viewer, Response):
-        return viewer
     filters = _filters(request, viewer, source, kind, before, before_rejected)
     if isinstance(filters, Response):
         return filters
@@ -275,8 +271,6 @@ def debugger_stream(
     workspace since `since` (or the browser's `Last-Event-ID`). The page's filters ride
     along in the query string and are not needed here: the page refetches its own list."""
     viewer = signed_in(request, "data")
-    if isinstance(viewer, Response):
-        return viewer
     try:
         duration = float(seconds)
     except ValueError:
@@ -297,8 +291,6 @@ def debugger_stream(
 @router.get("/data/events/{offset}")
 def event_detail(request: Request, offset: str) -> Response:
     viewer = signed_in(request, "data")
-    if isinstance(viewer, Response):
-        return viewer
     workspace = viewer.user.workspace_id
     if not offset.isdigit() or len(offset) > 18:
         message = text(locale_of(request, viewer), "data_no_event", offset=offset[:40])
@@ -323,8 +315,6 @@ def rejection_detail(request: Request, rejection_id: str) -> Response:
     field, message), its source and time, and the body as received (indented when it is
     JSON)."""
     viewer = signed_in(request, "data")
-    if isinstance(viewer, Response):
-        return viewer
     workspace = viewer.user.workspace_id
     missing = text(locale_of(request, viewer), "data_no_rejection", id=rejection_id[:40])
     try:
@@ -356,16 +346,12 @@ def _sources_page(request: Request, viewer: Viewer, status: int = 200, **context
 @router.get("/data/sources")
 def sources_page(request: Request) -> Response:
     viewer = signed_in(request, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     return _sources_page(request, viewer, new_key=None, error=None)
 
 
 @router.post("/data/sources")
 def create_source(request: Request, form: Form) -> Response:
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     name = form.get("source_name", "").strip()
     locale = locale_of(request, viewer)
     if not name or len(name) > 64:
@@ -379,8 +365,6 @@ def create_source(request: Request, form: Form) -> Response:
 @router.post("/data/sources/{source_id}/revoke")
 def revoke_source(request: Request, source_id: str, form: Form) -> Response:
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     found = _sources(request, viewer.user.workspace_id).get(source_id)
     if found is None:
         message = text(locale_of(request, viewer), "data_no_source", source=source_id)
@@ -399,16 +383,12 @@ def _users_page(request: Request, viewer: Viewer, status: int = 200, **context: 
 @router.get("/data/users")
 def users_page(request: Request) -> Response:
     viewer = signed_in(request, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     return _users_page(request, viewer, error=None, created=None)
 
 
 @router.post("/data/users")
 def create_user(request: Request, form: Form) -> Response:
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     stores = [s.strip() for s in form.get("stores", "").split(",") if s.strip()]
     try:
         created = console_actions.create_user(
@@ -428,8 +408,6 @@ def create_user(request: Request, form: Form) -> Response:
 @router.post("/data/users/password")
 def set_password(request: Request, form: Form) -> Response:
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     email = form.get("email", "")
     with translate_errors("reading the user"), runtime(request).engine.connect() as conn:
         target = console_queries.get_user(conn, email)
@@ -447,8 +425,6 @@ def set_password(request: Request, form: Form) -> Response:
 def set_active(request: Request, decision: str, form: Form) -> Response:
     """Deactivate a user (their sessions end) or let them sign in again; never oneself."""
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     locale = locale_of(request, viewer)
     if decision not in ("deactivate", "reactivate"):
         return refused(request, viewer, 404, text(locale, "not_found"))
@@ -546,8 +522,6 @@ def _channels_page(request: Request, viewer: Viewer, status: int = 200, **contex
 @router.get("/data/channels")
 def channels_page(request: Request) -> Response:
     viewer = signed_in(request, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     return _channels_page(request, viewer)
 
 
@@ -555,8 +529,6 @@ def channels_page(request: Request) -> Response:
 def test_email(request: Request, form: Form) -> Response:
     """Send a short email to the signed-in admin through the configured SMTP server."""
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     locale = locale_of(request, viewer)
     settings = runtime(request).settings
     if not settings.smtp_url.reveal():
@@ -591,8 +563,6 @@ def test_sms(request: Request, form: Form) -> Response:
     in, normalised to E.164 as identity normalises phones (numbers without a country code
     are read in the default region)."""
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     locale = locale_of(request, viewer)
     rt = runtime(request)
     typed = form.get("phone", "").strip()
@@ -636,8 +606,6 @@ def create_webhook(request: Request, form: Form) -> Response:
     """A CRM endpoint for new buying signals (on the queues typed in, every queue when
     none); the page that answers shows its signing secret, once."""
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     url = form.get("url", "").strip()
     typed = form.get("queues", "")
     queues = [q.strip() for q in typed.split(",") if q.strip()]
@@ -666,8 +634,6 @@ def create_webhook(request: Request, form: Form) -> Response:
 def delete_webhook(request: Request, endpoint_id: str, form: Form) -> Response:
     """Stop sending signals to the endpoint; its delivery log stays listed."""
     viewer = posted(request, form, "data.admin")
-    if isinstance(viewer, Response):
-        return viewer
     try:
         signal_actions.delete_webhook(runtime(request), viewer.user.workspace_id, endpoint_id)
     except PolkuError as exc:

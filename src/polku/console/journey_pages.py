@@ -203,8 +203,6 @@ def journeys_page(request: Request) -> Response:
     """The workspace's journeys: status, version, trigger and key figures, with enable and
     disable buttons."""
     found = signed_in(request, "journeys")
-    if isinstance(found, Response):
-        return found
     ws = found.user.workspace_id
     rt = runtime(request)
     try:
@@ -220,8 +218,6 @@ def journeys_page(request: Request) -> Response:
 
 def _switch(request: Request, key: str, form: dict[str, str], enabled: bool) -> Response:
     found = posted(request, form, "journeys.edit")
-    if isinstance(found, Response):
-        return found
     rt = runtime(request)
     try:
         with translate_errors("switching a journey"), writing(rt.engine) as conn:
@@ -299,8 +295,6 @@ def _live(request: Request, viewer: Viewer, key: str) -> Journey | None:
 def new_journey(request: Request) -> Response:
     """The editor with a starting document for a new journey."""
     found = signed_in(request, "journeys.edit")
-    if isinstance(found, Response):
-        return found
     return _editor(request, found, key=None, source=STARTER)
 
 
@@ -308,8 +302,6 @@ def new_journey(request: Request) -> Response:
 def edit_journey(request: Request, key: str) -> Response:
     """The editor with the live version's document as YAML."""
     found = signed_in(request, "journeys.edit")
-    if isinstance(found, Response):
-        return found
     rt = runtime(request)
     try:
         with translate_errors("reading a journey"), rt.engine.connect() as conn:
@@ -348,8 +340,6 @@ def _checked(source: str, key: str | None) -> tuple[dict[str, Any], Journey]:
 
 def _editor_post(request: Request, form: dict[str, str], key: str | None) -> Response:
     found = posted(request, form, "journeys.edit")
-    if isinstance(found, Response):
-        return found
     source = form.get("document", "").replace("\r\n", "\n")
     try:
         document, journey = _checked(source, key)
@@ -462,8 +452,6 @@ def journey_page(
     """A journey: its flow, numbers per step and arm, versions, and with `who` (a profile
     id or email) why that person did or did not get its messages."""
     found = signed_in(request, "journeys")
-    if isinstance(found, Response):
-        return found
     version = int(saved) if saved.isdigit() and len(saved) < 8 else None
     return _detail(request, found, key, who=who[:200], saved=version)
 
@@ -473,8 +461,6 @@ def proof(request: Request, key: str, step_id: str, form: Form) -> Response:
     """Send the email step's message, rendered for a sample or the chosen profile, to the
     signed-in user's own address; nobody is enrolled and nothing is counted."""
     found = posted(request, form, "journeys.edit")
-    if isinstance(found, Response):
-        return found
     locale = locale_of(request, found)
     if not re.fullmatch(_KEY, key) or not re.fullmatch(_STEP, step_id):
         return refused(request, found, 404, text(locale, "no_such_step", step=step_id[:80]))

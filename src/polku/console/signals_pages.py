@@ -164,8 +164,6 @@ def signals_page(request: Request, queue: str | None = Query(None, max_length=12
     """The buying signals of a queue the user works: store staff their stores', agents the
     `agents` queue, admins any."""
     found = signed_in(request, "signals")
-    if isinstance(found, Response):
-        return found
     return _queue_page(request, found, queue, fragment=False)
 
 
@@ -202,8 +200,6 @@ def signals_report(request: Request, days: str = Query(str(REPORT_DAYS))) -> Res
     `days` days (1 to 366), for the queues the user may see (a store clerk: their
     stores')."""
     found = signed_in(request, "signals")
-    if isinstance(found, Response):
-        return found
     period = _number_in(request, found, "days", days, 1, 366)
     if isinstance(period, Response):
         return period
@@ -221,8 +217,6 @@ def signals_report(request: Request, days: str = Query(str(REPORT_DAYS))) -> Res
 def signals_fragment(request: Request, queue: str | None = Query(None, max_length=120)) -> Response:
     """The list part of the signals page, which the page polls to stay live."""
     found = signed_in(request, "signals")
-    if isinstance(found, Response):
-        return found
     return _queue_page(request, found, queue, fragment=True)
 
 
@@ -262,8 +256,6 @@ def signals_stream(
     """Server-sent events for a queue the user may see (checked as the page is): `changed`
     when its list changed since `since` (or the browser's `Last-Event-ID`)."""
     found = signed_in(request, "signals")
-    if isinstance(found, Response):
-        return found
     chosen = _allowed_queue(request, found, queue)
     if isinstance(chosen, Response):
         return chosen
@@ -323,8 +315,6 @@ def decide(request: Request, signal_id: int, decision: str, form: Form) -> Respo
     collect reservation of the chosen SKU at the signal's store, outcome `reserved`) or
     record the outcome of a signal on a queue the user works."""
     found = posted(request, form, "signals")
-    if isinstance(found, Response):
-        return found
     user, locale = found.user, locale_of(request, found)
     if decision not in DECISIONS:
         return refused(request, found, 404, text(locale, "sig_no_decision", decision=decision[:40]))

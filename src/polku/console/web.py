@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -48,7 +48,9 @@ __all__ = [
     "HEADERS",
     "SESSION_COOKIE",
     "Form",
+    "Refusal",
     "Viewer",
+    "install",
     "locale_of",
     "now_ms",
     "posted",
@@ -186,29 +188,46 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, 303, headers=HEADERS)
 
 
-def signed_in(request: Request, area: str | None = None) -> Viewer | Response:
-    """The signed-in viewer, or the response that refuses: the sign-in page when there is
-    no live session, 403 when the role may not use `area`."""
+class Refusal(Exception):
+    """Raised by `signed_in` and `posted` with the response that refuses the request; the
+    console's exception handler (`install`) answers with it, so a handler needs no check."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def install(app: FastAPI) -> None:
+    """Answer a `Refusal` raised by any console handler with its response."""
+
+    async def answer(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refusal)
+        return exc.response
+
+    app.add_exception_handler(Refusal, answer)
+
+
+def signed_in(request: Request, area: str | None = None) -> Viewer:
+    """The signed-in viewer. Raises `Refusal` with the sign-in page when there is no live
+    session, or a 403 page when the role may not use `area`."""
     viewer = viewer_of(request)
     if viewer is None:
-        return redirect("/console/login")
+        raise Refusal(redirect("/console/login"))
     if area is not None and not roles.allows(viewer.user.role, area):
         locale = locale_of(request, viewer)
         role = text(locale, "role_" + viewer.user.role)
-        return refused(request, viewer, 403, text(locale, "forbidden_page", role=role))
+        raise Refusal(refused(request, viewer, 403, text(locale, "forbidden_page", role=role)))
     return viewer
 
 
-def posted(request: Request, form: dict[str, str], area: str | None = None) -> Viewer | Response:
-    """As `signed_in`, and the form's CSRF token must be the session's (else 403)."""
+def posted(request: Request, form: dict[str, str], area: str | None = None) -> Viewer:
+    """As `signed_in`, and the form's CSRF token must be the session's (else a 403 page) and
+    the form within `FORM_LIMIT` (else a 413 page)."""
     found = signed_in(request, area)
-    if isinstance(found, Response):
-        return found
     if _TOO_LARGE in form:
         locale = locale_of(request, found)
-        return refused(
-            request, found, 413, text(locale, "form_too_large", limit=FORM_LIMIT // 1024)
-        )
+        message = text(locale, "form_too_large", limit=FORM_LIMIT // 1024)
+        raise Refusal(refused(request, found, 413, message))
     if not hmac.compare_digest(form.get("csrf_token", "").encode(), found.csrf_token.encode()):
-        return refused(request, found, 403, text(locale_of(request, found), "csrf_failed"))
+        raise Refusal(refused(request, found, 403, text(locale_of(request, found), "csrf_failed")))
     return found
