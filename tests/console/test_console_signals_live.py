@@ -156,6 +156,28 @@ def test_contact_and_reserve_for_pickup_from_the_card(polku: Polku) -> None:
     ]
 
 
+def test_the_api_reserves_for_pickup_as_the_card_does(polku: Polku) -> None:
+    signal_id, _ = _anna_at_kamppi(polku)
+    path = f"/v1/signals/{signal_id}/reserve"
+    elsewhere = polku.client.post(
+        path, json={"sku": "TUULI-M", "store": "tre-ratina"}, headers=polku.admin
+    )
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["error"]["field"] == "store" and elsewhere.json()["error"]["hint"]
+    no_size = polku.client.post(path, json={}, headers=polku.admin)
+    assert no_size.status_code == 400 and no_size.json()["error"]["field"] == "sku"
+
+    reserved = polku.client.post(
+        path, json={"sku": "TUULI-M", "staff_id": "aino"}, headers=polku.admin
+    )
+    assert reserved.status_code == 201, reserved.text
+    body = reserved.json()
+    assert body["signal"]["outcome"] == "reserved"
+    assert body["reservation"]["location_id"] == "hki-kamppi"
+    assert body["reservation"]["lines"] == [{"sku": "TUULI-M", "quantity": 1}]
+    assert body["reservation"]["user_id"] == "anna-k"
+
+
 class _GoneClient:
     """A request whose client has already disconnected."""
 

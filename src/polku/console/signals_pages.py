@@ -22,7 +22,6 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Connection, Engine
 
 from polku.commerce.locations.queries import get_location, list_locations
-from polku.commerce.stock import actions as stock_actions
 from polku.console import roles
 from polku.console.i18n import explain, text
 from polku.console.web import (
@@ -39,9 +38,6 @@ from polku.console.web import (
 )
 from polku.errors import Conflict, InvalidField, NotFound, PolkuError
 from polku.http import runtime
-from polku.identity.queries import profile_identifiers
-from polku.profiles.queries import resolve
-from polku.runtime import Runtime
 from polku.signals import actions as signal_actions
 from polku.signals import queries as signal_queries
 from polku.signals.report import signal_report
@@ -273,42 +269,6 @@ def signals_stream(
     )
 
 
-def _reserve(
-    rt: Runtime, signal: signal_queries.Signal, sku: str, store: str, staff_id: str
-) -> None:
-    """Hold one unit of `sku` at `store` (the card's store) for the signal's customer, by
-    the ids they are known by, and record the outcome `reserved`."""
-    prefix = roles.STORE_PREFIX
-    stores = {signal.store_id} | {q[len(prefix) :] for q in signal.queues if q.startswith(prefix)}
-    if not sku or store not in stores:
-        raise InvalidField(
-            "Choose the product size to reserve at the signal's store.",
-            field="sku",
-            message_id="reserve_no_size",
-        )
-    with translate_errors("reading the customer"), rt.engine.connect() as conn:
-        holder = resolve(conn, signal.workspace_id, signal.profile_id) or signal.profile_id
-        known = profile_identifiers(conn, signal.workspace_id, holder, rt.identity)
-    user_ids = [i.value for i in known.get("user_id", [])]
-    anonymous_ids = [i.value for i in known.get("anonymous_id", [])]
-    if not user_ids and not anonymous_ids:
-        raise InvalidField(
-            "The customer has no user id or device id to hold a reservation for.",
-            field="profile_id",
-            message_id="reserve_no_identity",
-        )
-    stock_actions.reserve(
-        rt,
-        signal.workspace_id,
-        store,
-        [stock_actions.Line(sku, 1)],
-        user_id=user_ids[0] if user_ids else None,
-        anonymous_id=None if user_ids else anonymous_ids[0],
-        channel="store",
-    )
-    signal_actions.record_outcome(rt, signal.workspace_id, signal.signal_id, "reserved", staff_id)
-
-
 @router.post("/signals/{signal_id}/{decision}")
 def decide(request: Request, signal_id: int, decision: str, form: Form) -> Response:
     """Claim, acknowledge, contact (outcome `contacted`), reserve for pickup (a click and
@@ -337,7 +297,15 @@ def decide(request: Request, signal_id: int, decision: str, form: Form) -> Respo
                 rt, user.workspace_id, signal_id, "contacted", user.staff_id
             )
         elif decision == "reserve":
-            _reserve(rt, signal, form.get("sku", ""), form.get("store", ""), user.staff_id)
+            signal_actions.reserve_for_pickup(
+                rt,
+                rt.identity,
+                user.workspace_id,
+                signal_id,
+                form.get("sku", ""),
+                form.get("store", "") or None,
+                user.staff_id,
+            )
         else:
             signal_actions.record_outcome(
                 rt, user.workspace_id, signal_id, form.get("outcome", ""), user.staff_id

@@ -18,10 +18,21 @@ import orjson
 from sqlalchemy import Connection, func, select, update
 
 from polku.collect.internal import internal_event
+from polku.commerce.stock import actions as stock_actions
+from polku.commerce.stock.actions import Reservation
 from polku.errors import Conflict, InvalidField, NotFound
+from polku.identity.identifiers import IdentityConfig
+from polku.identity.queries import profile_identifiers
 from polku.log.outbox import Backends, Transaction
+from polku.profiles.queries import resolve
 from polku.signals.queries import Signal, require_signal
-from polku.signals.routing import RoutingConfig, check_queue, config_body, parse_config
+from polku.signals.routing import (
+    STORE_PREFIX,
+    RoutingConfig,
+    check_queue,
+    config_body,
+    parse_config,
+)
 from polku.signals.tables import claims, outcomes, routing_configs, signals, webhooks
 from polku.storage.engine import translate_errors, writing
 
@@ -35,6 +46,7 @@ __all__ = [
     "delete_webhook",
     "list_webhooks",
     "record_outcome",
+    "reserve_for_pickup",
     "set_routing",
 ]
 
@@ -278,6 +290,57 @@ def close(
 
 
 # -- routing rules ---------------------------------------------------------------------------
+
+
+def reserve_for_pickup(
+    runtime: Backends,
+    identity: IdentityConfig,
+    workspace_id: str,
+    signal_id: int,
+    sku: str,
+    store: str | None = None,
+    staff_id: str | None = None,
+) -> tuple[Signal, Reservation]:
+    """Hold one unit of `sku` for the signal's customer at the signal's store (`store`, if
+    given, must be it or a store whose queue the signal is on), by the ids they are known
+    by, and record the outcome `reserved`. 400 without a size or outside the signal's
+    stores, or when the customer has no user or device id to hold it for; 409 (from stock)
+    when the store has none to hold."""
+    staff = None if staff_id is None else _staff(staff_id)
+    with translate_errors("reading the signal"), runtime.engine.connect() as conn:
+        signal = require_signal(conn, workspace_id, signal_id)
+        stores = {signal.store_id} | {
+            q[len(STORE_PREFIX) :] for q in signal.queues if q.startswith(STORE_PREFIX)
+        }
+        stores.discard(None)
+        at = store or signal.store_id
+        if not sku or at is None or at not in stores:
+            raise InvalidField(
+                "Choose the product size to reserve at the signal's store.",
+                field="sku" if not sku else "store",
+                message_id="reserve_no_size",
+                hint="Send the SKU of the size, and the signal's store (or leave store out).",
+            )
+        holder = resolve(conn, workspace_id, signal.profile_id) or signal.profile_id
+        known = profile_identifiers(conn, workspace_id, holder, identity)
+    user_ids = [i.value for i in known.get("user_id", [])]
+    anonymous_ids = [i.value for i in known.get("anonymous_id", [])]
+    if not user_ids and not anonymous_ids:
+        raise InvalidField(
+            "The customer has no user id or device id to hold a reservation for.",
+            field="profile_id",
+            message_id="reserve_no_identity",
+        )
+    reservation = stock_actions.reserve(
+        runtime,
+        workspace_id,
+        at,
+        [stock_actions.Line(sku, 1)],
+        user_id=user_ids[0] if user_ids else None,
+        anonymous_id=None if user_ids else anonymous_ids[0],
+        channel="store",
+    )
+    return record_outcome(runtime, workspace_id, signal_id, "reserved", staff), reservation
 
 
 def set_routing(runtime: Backends, workspace_id: str, body: object) -> RoutingConfig:

@@ -46,6 +46,14 @@ class OutcomeIn(BaseModel):
     note: StrictStr | None = Field(None, max_length=1000)
 
 
+class PickupIn(BaseModel):
+    sku: StrictStr = Field(min_length=1, max_length=200, description="The size to hold.")
+    store: StrictStr | None = Field(
+        None, max_length=100, description="The signal's store (default: the one it names)."
+    )
+    staff_id: StrictStr | None = Field(None, min_length=1, max_length=100)
+
+
 class WebhookIn(BaseModel):
     url: StrictStr = Field(max_length=2000)
     queues: list[StrictStr] = Field(default_factory=list, max_length=100)
@@ -244,6 +252,22 @@ def post_outcome(
         runtime(request), workspace, signal_id, body.outcome, body.staff_id, body.note
     )
     return json_response(found.as_dict())
+
+
+@router.post("/v1/signals/{signal_id}/reserve", status_code=201)
+def post_reserve(
+    request: Request, workspace: AdminWorkspace, signal_id: SignalId, body: PickupIn
+) -> Response:
+    """Hold one unit of `sku` at the signal's store for its customer to collect (a click and
+    collect reservation, as `POST /v1/reservations` makes) and record the outcome
+    `reserved`; 409 when the store has none to hold."""
+    rt = runtime(request)
+    signal, reservation = actions.reserve_for_pickup(
+        rt, rt.identity, workspace, signal_id, body.sku, body.store, body.staff_id
+    )
+    return json_response(
+        {"signal": signal.as_dict(), "reservation": reservation.as_dict()}, status=201
+    )
 
 
 @router.post("/v1/signals/{signal_id}/close")
