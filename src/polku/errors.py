@@ -38,6 +38,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolkuError",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
 ]
@@ -129,6 +130,13 @@ class NotFound(PolkuError):
 class Conflict(PolkuError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(PolkuError):
+    """429: the caller must wait before trying again (sign-in after repeated failures)."""
+
+    status = 429
+    code = "too_many_requests"
 
 
 class Unavailable(PolkuError):

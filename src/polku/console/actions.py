@@ -34,7 +34,7 @@ from polku.console.tables import (
     console_user_stores,
     console_users,
 )
-from polku.errors import Conflict, InvalidField, NotFound, PolkuError, Unauthorized
+from polku.errors import Conflict, InvalidField, NotFound, TooManyRequests, Unauthorized
 from polku.storage.engine import translate_errors, writing
 
 __all__ = [
@@ -57,13 +57,9 @@ _EMAIL_LIMIT: Final = 254
 _LOCALES: Final = ("fi", "en")
 
 
-class TooManySignIns(PolkuError):
-    """429: sign-in for this email is paused after too many failures.
+class TooManySignIns(TooManyRequests):
+    """429: sign-in for this email is paused after too many failures."""
 
-    Lives here until `polku.errors` gains a 429 class that the rest of Polku also uses.
-    """
-
-    status = 429
     code = "too_many_sign_ins"
 
 
