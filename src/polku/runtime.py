@@ -87,6 +87,7 @@ class Runtime:
     journeys: JourneyRunner | None  # due waits and sends; None where the pipeline is not
     _process: multiprocessing.process.BaseProcess | None = None
     _nudger: _Nudger | None = None
+    _own_channels: Channels | None = None  # made here from the settings, so closed here
 
     @classmethod
     def open(
@@ -150,13 +151,15 @@ class Runtime:
             journeys=None,
         )
         if pipeline is not None:
+            if channels is None:
+                channels = runtime._own_channels = Channels.from_settings(settings)
             runtime.journeys = JourneyRunner(
                 engine,
                 identity,
                 clock,
                 Sender(
                     runtime,
-                    channels or Channels.from_settings(settings),
+                    channels,
                     clock,
                     identity,
                     shop_url=settings.shop_url,
@@ -206,6 +209,9 @@ class Runtime:
             self.pipeline.stop()
         if self.journeys is not None:
             self.journeys.stop()
+        if self._own_channels is not None:
+            self._own_channels.close()
+            self._own_channels = None
         if self._process is not None:
             self._process.terminate()
             self._process.join(timeout=30)
