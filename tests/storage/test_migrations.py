@@ -49,6 +49,12 @@ def _differences(engine: Engine, *, log: bool | None = None) -> list[Any]:
         return list(compare_metadata(context, metadata))
 
 
+def _all_differences(engine: Engine, settings: Settings) -> list[Any]:
+    if settings.is_sqlite:  # the log lives in a file of its own (`polku.storage.engine`)
+        return _differences(engine, log=False) + _differences(log_engine(engine), log=True)
+    return _differences(engine)
+
+
 def test_one_head() -> None:
     """New migrations revise the newest one, so the history stays one line."""
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
@@ -61,11 +67,7 @@ def test_migrated_schema_matches_the_tables(blank_settings: Settings) -> None:
     try:
         upgrade(engine)
         upgrade(engine)  # idempotent
-        if settings.is_sqlite:  # the log lives in a file of its own (`polku.storage.engine`)
-            differences = _differences(engine, log=False)
-            differences += _differences(log_engine(engine), log=True)
-        else:
-            differences = _differences(engine)
+        differences = _all_differences(engine, settings)
     finally:
         engine.dispose()
     assert differences == []
@@ -78,11 +80,7 @@ def test_the_suites_migrated_copies_match_the_tables_at_the_head(settings: Setti
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
-        if settings.is_sqlite:
-            differences = _differences(engine, log=False)
-            differences += _differences(log_engine(engine), log=True)
-        else:
-            differences = _differences(engine)
+        differences = _all_differences(engine, settings)
     finally:
         engine.dispose()
     assert current == tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
