@@ -155,6 +155,14 @@ def test_a_return_is_inspected_into_the_outlet_and_refunded_as_a_gift_card(polku
     listed = shown(clerk.get("/console/commerce/returns"))
     assert f"gift card ending {code.group(1)[-4:]}, worth €207.90" in listed
 
+    # The customer's 360° view lists the return and the card (read for all orders at once).
+    anna = polku.client.get(
+        "/v1/profiles/lookup", params={"type": "user_id", "value": "anna"}, headers=polku.admin
+    ).json()["profile_id"]
+    returns = shown(clerk.get(f"/console/customers/{anna}")).split('id="returns"')[1]
+    assert f"<code>{rid}</code>" in returns and "Refunded" in returns
+    assert f"•••• {code.group(1)[-4:]}" in returns and "€207.90 / €207.90" in returns
+
 
 def test_a_clerk_cannot_work_another_stores_reservations_or_returns(polku: Polku) -> None:
     shop(polku)

@@ -172,8 +172,9 @@ def _giftcards(
     for user in profile.identifiers.get("user_id", []):
         for card in list_cards(conn, ws, user_id=user.value, limit=50):
             found[card.giftcard_id] = card
-    for ret in refunds:
-        for card in list_cards(conn, ws, return_id=ret.return_id, limit=10):
+    if refunds:
+        ids = [r.return_id for r in refunds]
+        for card in list_cards(conn, ws, return_ids=ids, limit=10 * len(ids)):
             found[card.giftcard_id] = card
     return sorted(found.values(), key=lambda c: (-c.issued_at, c.giftcard_id))
 
@@ -222,10 +223,12 @@ def view_of(
     ids = sorted({holder} | {m.loser_id for m in merges if m.winner_id == holder and not m.undone})
     page = timeline(conn, ws, holder, limit=TIMELINE_LIMIT, only=only)
     orders = orders_of(conn, ws, holder, limit=_ORDERS)
-    refunds = [
-        r for order in orders for r in list_returns(conn, ws, order_id=order.order_id, limit=20)
-    ]
-    refunds.sort(key=lambda r: (-r.requested_at, r.return_id))
+    # One read for every order's returns (newest first), at most 20 an order on average.
+    refunds = (
+        list_returns(conn, ws, order_ids=[o.order_id for o in orders], limit=20 * len(orders))
+        if orders
+        else []
+    )
     return CustomerView(
         profile=profile,
         name=_name(profile.traits),

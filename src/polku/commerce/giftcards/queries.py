@@ -6,6 +6,7 @@ reads as `expired` at once, before the expiry has been written to its ledger.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,13 +174,17 @@ def list_cards(
     *,
     user_id: str | None = None,
     return_id: str | None = None,
+    return_ids: Sequence[str] | None = None,
     limit: int = 100,
 ) -> list[GiftCard]:
-    """Cards, newest first: an owner's (`user_id`), or those refunding a return."""
+    """Cards, newest first: an owner's (`user_id`), or those refunding a return (or any of
+    `return_ids`)."""
     query = select(giftcards).where(giftcards.c.workspace_id == workspace_id)
     if user_id is not None:
         query = query.where(giftcards.c.user_id == user_id)
     if return_id is not None:
         query = query.where(giftcards.c.return_id == return_id)
+    if return_ids is not None:
+        query = query.where(giftcards.c.return_id.in_(list(return_ids)))
     query = query.order_by(giftcards.c.issued_at.desc(), giftcards.c.giftcard_id).limit(limit)
     return [_card(r) for r in conn.execute(query)]

@@ -202,14 +202,18 @@ def list_returns(
     workspace_id: str,
     *,
     order_id: str | None = None,
+    order_ids: Sequence[str] | None = None,
     status: str | None = None,
     location_id: str | None = None,
     limit: int = 100,
 ) -> list[Return]:
-    """Returns, newest first, by order, status or receiving location."""
+    """Returns, newest first, by order (or any of `order_ids`), status or receiving
+    location."""
     query = select(returns).where(returns.c.workspace_id == workspace_id)
     if order_id is not None:
         query = query.where(returns.c.order_id == order_id)
+    if order_ids is not None:
+        query = query.where(returns.c.order_id.in_(list(order_ids)))
     if status is not None:
         query = query.where(returns.c.status == status)
     if location_id is not None:
