@@ -124,3 +124,19 @@ def test_nothing_without_a_session(polku: Polku) -> None:
     )
     assert claim.status_code == 303 and claim.headers["location"] == "/console/login"
     assert signal(polku, signal_id)["status"] == "open"
+
+
+def test_a_parameter_the_console_cannot_use_gets_a_page_in_the_users_language(
+    polku: Polku,
+) -> None:
+    store(polku, "hki-kamppi")
+    clerk = signed_in(polku, user(polku, "aino@example.com", "store_staff", "hki-kamppi"))
+    too_long = {"queue": "store:" + "x" * 200}
+    page = clerk.get("/console/signals", params=too_long)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "The page's address has a value the console cannot use (queue: " in shown(page)
+    finnish = clerk.get("/console/signals", params=too_long, headers={"Accept-Language": "fi"})
+    assert "Sivun osoitteessa on arvo, jota konsoli ei voi käyttää (queue: " in shown(finnish)
+    # The API keeps its JSON answer.
+    api = polku.client.get("/v1/recommendations", params={"k": 0}, headers=polku.admin)
+    assert api.status_code == 400 and api.json()["error"]["field"] == "k"

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from polku.console import charts, queries, roles
 from polku.console.i18n import (
@@ -198,13 +201,33 @@ class Refusal(Exception):
 
 
 def install(app: FastAPI) -> None:
-    """Answer a `Refusal` raised by any console handler with its response."""
+    """Answer a `Refusal` raised by any console handler with its response, and a console
+    address whose parameters fail their checks (a queue name over its length, say) with a
+    page in the viewer's language rather than the API's JSON error (after
+    `polku.http.install_error_handlers`, whose answer the rest of the app keeps)."""
 
     async def answer(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
         return exc.response
 
+    api_answer = app.exception_handlers[RequestValidationError]
+
+    async def bad_parameter(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith("/console/"):
+            answered = api_answer(request, exc)
+            return await answered if inspect.isawaitable(answered) else answered
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
+        viewer = await run_in_threadpool(viewer_of, request)
+        locale = locale_of(request, viewer)
+        message = text(
+            locale, "bad_parameter", field=field or "?", problem=first.get("msg", "invalid")
+        )
+        return refused(request, viewer, 400, message)
+
     app.add_exception_handler(Refusal, answer)
+    app.add_exception_handler(RequestValidationError, bad_parameter)
 
 
 def signed_in(request: Request, area: str | None = None) -> Viewer:
