@@ -289,9 +289,6 @@ def close(
         return require_signal(conn, workspace_id, signal_id)
 
 
-# -- routing rules ---------------------------------------------------------------------------
-
-
 def reserve_for_pickup(
     runtime: Backends,
     identity: IdentityConfig,
@@ -341,6 +338,9 @@ def reserve_for_pickup(
         channel="store",
     )
     return record_outcome(runtime, workspace_id, signal_id, "reserved", staff), reservation
+
+
+# -- routing rules ---------------------------------------------------------------------------
 
 
 def set_routing(runtime: Backends, workspace_id: str, body: object) -> RoutingConfig:
