@@ -78,7 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 },
                 400,
             )
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+        where = ("body", "query", "path", "header")  # the field's name is what the caller sent
+        location = [str(part) for part in first.get("loc", ()) if part not in where]
         field = ".".join(location) or None
         return json_response(
             {

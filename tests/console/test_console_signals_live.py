@@ -166,6 +166,14 @@ def test_the_api_reserves_for_pickup_as_the_card_does(polku: Polku) -> None:
     assert elsewhere.json()["error"]["field"] == "store" and elsewhere.json()["error"]["hint"]
     no_size = polku.client.post(path, json={}, headers=polku.admin)
     assert no_size.status_code == 400 and no_size.json()["error"]["field"] == "sku"
+    unknown = polku.client.post(path, json={"sku": "NO-SUCH-SKU"}, headers=polku.admin)
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "unknown_sku"
+    assert unknown.json()["error"]["field"] == "sku"
+    not_an_id = polku.client.post(
+        "/v1/signals/abc/reserve", json={"sku": "TUULI-M"}, headers=polku.admin
+    )
+    assert not_an_id.status_code == 400 and not_an_id.json()["error"]["field"] == "signal_id"
 
     reserved = polku.client.post(
         path, json={"sku": "TUULI-M", "staff_id": "aino"}, headers=polku.admin

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select, update
 from polku.collect.internal import internal_event
 from polku.commerce.stock import actions as stock_actions
 from polku.commerce.stock.actions import Reservation
-from polku.errors import Conflict, InvalidField, NotFound
+from polku.errors import Conflict, InvalidField, NotFound, PolkuError
 from polku.identity.identifiers import IdentityConfig
 from polku.identity.queries import profile_identifiers
 from polku.log.outbox import Backends, Transaction
@@ -328,15 +328,20 @@ def reserve_for_pickup(
             field="profile_id",
             message_id="reserve_no_identity",
         )
-    reservation = stock_actions.reserve(
-        runtime,
-        workspace_id,
-        at,
-        [stock_actions.Line(sku, 1)],
-        user_id=user_ids[0] if user_ids else None,
-        anonymous_id=None if user_ids else anonymous_ids[0],
-        channel="store",
-    )
+    try:
+        reservation = stock_actions.reserve(
+            runtime,
+            workspace_id,
+            at,
+            [stock_actions.Line(sku, 1)],
+            user_id=user_ids[0] if user_ids else None,
+            anonymous_id=None if user_ids else anonymous_ids[0],
+            channel="store",
+        )
+    except PolkuError as exc:
+        if exc.field == "lines[0].sku":  # stock names its own body's line; here it is `sku`
+            exc.field = "sku"
+        raise
     return record_outcome(runtime, workspace_id, signal_id, "reserved", staff), reservation
 
 
