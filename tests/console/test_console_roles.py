@@ -134,9 +134,9 @@ def test_a_parameter_the_console_cannot_use_gets_a_page_in_the_users_language(
     too_long = {"queue": "store:" + "x" * 200}
     page = clerk.get("/console/signals", params=too_long)
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
-    assert "The page's address has a value the console cannot use (queue: " in shown(page)
+    assert "The page's address has a value the console cannot use: queue." in shown(page)
     finnish = clerk.get("/console/signals", params=too_long, headers={"Accept-Language": "fi"})
-    assert "Sivun osoitteessa on arvo, jota konsoli ei voi käyttää (queue: " in shown(finnish)
+    assert "Sivun osoitteessa on arvo, jota konsoli ei voi käyttää: queue." in shown(finnish)
     # The API keeps its JSON answer.
     api = polku.client.get("/v1/recommendations", params={"k": 0}, headers=polku.admin)
     assert api.status_code == 400 and api.json()["error"]["field"] == "k"

@@ -221,9 +221,8 @@ def install(app: FastAPI) -> None:
         field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
         viewer = await run_in_threadpool(viewer_of, request)
         locale = locale_of(request, viewer)
-        message = text(
-            locale, "bad_parameter", field=field or "?", problem=first.get("msg", "invalid")
-        )
+        # The validator's own words are English only: the field's name says what to fix.
+        message = text(locale, "bad_parameter", field=field or "?")
         return refused(request, viewer, 400, message)
 
     app.add_exception_handler(Refusal, answer)
